@@ -1,0 +1,151 @@
+"""The provider interface, and layers: providers that wrap a provider.
+
+Every adapter implements ``ModelProvider``. Cross-cutting concerns (hooks, retries,
+rate limits, caching, fallbacks...) are ``ProviderLayer`` subclasses: they are
+providers themselves and delegate to the provider they wrap, so a pipeline is built by
+nesting and no adapter knows about any of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from aiport._errors import ProviderCapabilityError
+
+if TYPE_CHECKING:
+    from aiport._types import (
+        ImageGenerationOptions,
+        ImageGenerationResponse,
+        ModelCompletionOptions,
+        ModelCompletionResponse,
+        ModelEmbeddingOptions,
+        ModelEmbeddingResponse,
+        ProviderModel,
+        StreamEvent,
+    )
+
+__all__ = ["LayerFactory", "ModelProvider", "ProviderLayer", "wrap"]
+
+
+class ModelProvider(ABC):
+    """One model provider behind the unified interface.
+
+    ``stream`` is an async generator of ``StreamEvent``; its last event is a
+    ``StreamFinishEvent`` carrying the complete response. An operation the provider
+    lacks raises ``ProviderCapabilityError``.
+    """
+
+    #: The provider's name as configured (``"openai"``, ``"my-vllm"``).
+    name: str
+    #: A human description.
+    description: str = ""
+
+    @property
+    @abstractmethod
+    def models(self) -> Mapping[str, ProviderModel]:
+        """The models known for this provider, by id (any other id is still passed through)."""
+
+    @abstractmethod
+    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        """Run a completion and return the whole response."""
+
+    @abstractmethod
+    def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        """Run a completion as a stream of events, ending with the complete response."""
+
+    async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
+        """Embed texts; vectors come back in input order."""
+        raise ProviderCapabilityError(
+            f"provider {self.name!r} does not offer embeddings",
+            provider=self.name,
+            model=options.model,
+        )
+
+    async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
+        """Generate images from a prompt."""
+        raise ProviderCapabilityError(
+            f"provider {self.name!r} does not offer image generation",
+            provider=self.name,
+            model=options.model,
+        )
+
+    async def check(self) -> None:  # noqa: B027  (no-op by default, on purpose)
+        """Raise if the provider cannot be used as configured (credentials unresolved...).
+
+        Makes no network call. ``ProviderService.validate_provider`` relies on it.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027  (no-op by default, on purpose)
+        """Release what the provider owns (connections are owned by the service)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class ProviderLayer(ModelProvider):
+    """A provider that wraps another and, by default, delegates everything to it.
+
+    Subclasses override the operations they change. ``inner`` is the wrapped provider.
+    """
+
+    def __init__(self, inner: ModelProvider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.description = inner.description
+
+    @property
+    def models(self) -> Mapping[str, ProviderModel]:
+        return self.inner.models
+
+    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        return await self.inner.complete(options)
+
+    def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        return self.inner.stream(options)
+
+    async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
+        return await self.inner.embed(options)
+
+    async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
+        return await self.inner.generate_image(options)
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def unwrap(self) -> ModelProvider:
+        """The innermost provider (the adapter itself)."""
+        inner = self.inner
+        while isinstance(inner, ProviderLayer):
+            inner = inner.inner
+        return inner
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} around {self.inner!r}>"
+
+
+#: Something that wraps a provider in a layer: a layer class or any callable.
+LayerFactory = Callable[[ModelProvider], ModelProvider]
+
+
+def wrap(provider: ModelProvider, *layers: LayerFactory) -> ModelProvider:
+    """Wrap ``provider`` in ``layers``, the first given being the outermost."""
+    for layer in reversed(layers):
+        provider = layer(provider)
+    return provider

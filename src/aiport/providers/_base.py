@@ -1,0 +1,313 @@
+"""What every HTTP adapter shares: sending JSON, reading SSE, turning failures into errors.
+
+An adapter subclasses ``HttpProvider`` and supplies three things: its auth headers, its
+error mapping, and its conversions (in its own ``_convert`` module). Credentials and the
+HTTP client are injected, so the same adapter serves the real API, a compatible server
+or the emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from aiport._credentials import CredentialSource
+from aiport._errors import (
+    MalformedResponseError,
+    ProviderAPIError,
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+)
+from aiport._http import HttpClient, HttpResponse, HttpTimeouts, TransportError
+from aiport._mapping import request_id_from
+from aiport._provider import ModelProvider
+from aiport._redact import Redactor
+from aiport._sse import ServerSentEvent, SSEDecoder
+from aiport._types import ProviderModel
+
+__all__ = ["HttpProvider", "encode_json"]
+
+
+def encode_json(payload: Mapping[str, Any]) -> bytes:
+    """Compact JSON, UTF-8 (what every provider accepts)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class HttpProvider(ModelProvider):
+    """Base of adapters that speak JSON over HTTP (and SSE for streams).
+
+    Args:
+        name: the provider's configured name.
+        base_url: the API root, e.g. ``https://api.openai.com/v1``.
+        credential: where the API key or token comes from (``None``: no auth header).
+        http: the pooled HTTP client (owned by the caller, usually the service).
+        models: known models by id.
+        headers: default headers sent with every request.
+        timeouts: default timeouts; ``model_timeouts`` overrides them per model.
+        clock: a monotonic clock, for latency.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        credential: CredentialSource | None,
+        http: HttpClient,
+        description: str = "",
+        models: Mapping[str, ProviderModel] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: HttpTimeouts | None = None,
+        model_timeouts: Mapping[str, HttpTimeouts] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.base_url = base_url.rstrip("/")
+        self._credential = credential
+        self._http = http
+        self._models: dict[str, ProviderModel] = dict(models or {})
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._timeouts = timeouts or HttpTimeouts()
+        self._model_timeouts = dict(model_timeouts or {})
+        self._clock = clock
+        #: Scrubs the credentials this provider used out of every error it raises.
+        self.redactor = Redactor()
+
+    @property
+    def models(self) -> Mapping[str, ProviderModel]:
+        return self._models
+
+    # ------------------------------------------------------------------ adapter hooks
+
+    @abstractmethod
+    def auth_headers(self, secret: str) -> dict[str, str]:
+        """The headers that carry ``secret`` (never a URL or query parameter)."""
+
+    @abstractmethod
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
+    ) -> ProviderError:
+        """The typed error for an HTTP error answer.
+
+        ``body`` is the parsed JSON (``None`` if the body was not JSON) and ``text`` the
+        raw body text; both are already scrubbed of credentials.
+        """
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def check(self) -> None:
+        if self._credential is not None:
+            await self._secret()
+
+    async def _secret(self) -> str | None:
+        if self._credential is None:
+            return None
+        secret = (await self._credential.get()).get_secret_value()
+        self.redactor.add(secret)
+        return secret
+
+    async def _request_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = dict(self._headers)
+        secret = await self._secret()
+        if secret is not None:
+            headers.update(self.auth_headers(secret))
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def timeouts_for(self, model: str | None, timeout: float | None) -> HttpTimeouts:
+        """The timeouts of one call: the model's (or the provider's), ``timeout`` as total."""
+        base = self._model_timeouts.get(model or "", self._timeouts)
+        if timeout is None:
+            return base
+        return HttpTimeouts(
+            connect=min(base.connect, timeout),
+            first_token=min(base.first_token, timeout),
+            idle=min(base.idle, timeout),
+            total=timeout,
+        )
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def post_json(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        model: str | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, Any], HttpResponse]:
+        """POST ``payload``; return the parsed JSON answer, or raise the typed error."""
+        request_headers = await self._request_headers(headers)
+        try:
+            response = await self._http.request(
+                "POST",
+                self.url(path),
+                headers=request_headers,
+                body=encode_json(payload),
+                timeouts=self.timeouts_for(model, timeout),
+            )
+        except TransportError as exc:
+            raise self.transport_error(exc, model) from exc
+        if response.status >= 300:
+            self._invalidate_on_auth_failure(response.status)
+            raise self.error_from_body(response.status, response.headers, response.body, model)
+        return self.parse_json(response.body, response.headers, model), response
+
+    async def get_json(
+        self, path: str, *, model: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """GET a JSON resource (model lists)."""
+        try:
+            response = await self._http.request(
+                "GET",
+                self.url(path),
+                headers=await self._request_headers(),
+                body=None,
+                timeouts=self.timeouts_for(model, timeout),
+            )
+        except TransportError as exc:
+            raise self.transport_error(exc, model) from exc
+        if response.status >= 300:
+            self._invalidate_on_auth_failure(response.status)
+            raise self.error_from_body(response.status, response.headers, response.body, model)
+        return self.parse_json(response.body, response.headers, model)
+
+    @contextlib.asynccontextmanager
+    async def post_sse(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        model: str | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[tuple[AsyncIterator[ServerSentEvent], Mapping[str, str]]]:
+        """POST a streaming request; give its events (and the response headers).
+
+        Errors before the stream starts (HTTP status, connection, first-token timeout)
+        are raised here; errors while reading are raised by the event iterator as
+        typed errors. The iterator ends at the end of the body; adapters decide
+        whether that end was legitimate.
+        """
+        request_headers = await self._request_headers(headers)
+        request_headers.setdefault("Accept", "text/event-stream")
+        try:
+            async with self._http.stream(
+                "POST",
+                self.url(path),
+                headers=request_headers,
+                body=encode_json(payload),
+                timeouts=self.timeouts_for(model, timeout),
+            ) as response:
+                if response.status >= 300:
+                    self._invalidate_on_auth_failure(response.status)
+                    body = await response.read_all()
+                    raise self.error_from_body(response.status, response.headers, body, model)
+                yield self._events(response.chunks(), response.headers, model), response.headers
+        except TransportError as exc:
+            raise self.transport_error(exc, model) from exc
+
+    async def _events(
+        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str], model: str | None
+    ) -> AsyncIterator[ServerSentEvent]:
+        decoder = SSEDecoder()
+        try:
+            async for chunk in chunks:
+                for event in decoder.feed(chunk):
+                    yield event
+        except TransportError as exc:
+            raise self.transport_error(exc, model, headers=headers) from exc
+        for event in decoder.flush():
+            yield event
+
+    def _invalidate_on_auth_failure(self, status: int) -> None:
+        # A 401 may mean the key was rotated: resolve it again on the next call.
+        if status == 401 and self._credential is not None:
+            self._credential.invalidate()
+
+    # ------------------------------------------------------------------ errors
+
+    def parse_json(
+        self, body: bytes, headers: Mapping[str, str], model: str | None
+    ) -> dict[str, Any]:
+        """Parse a success body; anything but a JSON object is a ``MalformedResponseError``."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                f"{self.name} answered with a body that is not a JSON object "
+                f"({len(body)} bytes: {self.redactor.scrub(_preview(body))!r})",
+                provider=self.name,
+                model=model,
+                request_id=request_id_from(headers),
+            )
+        return data
+
+    def error_from_body(
+        self, status: int, headers: Mapping[str, str], body: bytes, model: str | None
+    ) -> ProviderError:
+        """The typed, scrubbed error for an HTTP error answer."""
+        text = self.redactor.scrub(body.decode("utf-8", errors="replace"))
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = None
+        if 300 <= status < 400:
+            return ProviderAPIError(
+                f"{self.name} answered with a redirect (HTTP {status}), which aiport does not "
+                "follow: check base_url",
+                provider=self.name,
+                model=model,
+                status_code=status,
+                request_id=request_id_from(headers),
+                reason="unexpected_status",
+            )
+        error = self.map_error(status, headers, parsed, text, model)
+        error.message = self.redactor.scrub(error.message)
+        error.args = (error.message,)
+        return error
+
+    def transport_error(
+        self,
+        exc: TransportError,
+        model: str | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> ProviderError:
+        """The typed error for a timeout or a broken connection."""
+        context: dict[str, Any] = {
+            "provider": self.name,
+            "model": model,
+            "request_id": request_id_from(headers) if headers else None,
+        }
+        message = self.redactor.scrub(str(exc))
+        if exc.kind == "timeout":
+            return ProviderTimeoutError(f"{self.name}: {message}", reason="timeout", **context)
+        return ProviderConnectionError(f"{self.name}: {message}", **context)
+
+    def missing_credential_error(self, model: str | None) -> ProviderAuthError:
+        """For adapters that require a credential and were given none."""
+        return ProviderAuthError(
+            f"provider {self.name!r} has no API key configured",
+            provider=self.name,
+            model=model,
+            reason="credentials_missing",
+        )
+
+
+def _preview(body: bytes, limit: int = 120) -> str:
+    text = body[:limit].decode("utf-8", errors="replace")
+    return text + ("..." if len(body) > limit else "")

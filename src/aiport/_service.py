@@ -1,0 +1,636 @@
+"""``ProviderService``: the entry point. Resolves model ids, builds providers, routes calls.
+
+The service owns what it creates (HTTP pools, the background loop of the sync API) and
+releases it on ``close()`` / ``aclose()`` / leaving ``async with``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from aiport._errors import (
+    AiportError,
+    ConfigError,
+    InvalidRequestError,
+    ProviderAPIError,
+    ProviderNotFoundError,
+)
+from aiport._provider import LayerFactory, ModelProvider, wrap
+from aiport._registry import ProviderContext, ProviderRegistry
+from aiport._stream import CompletionStream
+from aiport._suggest import close_matches
+from aiport._sync import LoopThread
+from aiport._types import (
+    ImageGenerationOptions,
+    ImageGenerationResponse,
+    ModelCapabilities,
+    ModelCompletionOptions,
+    ModelCompletionResponse,
+    ModelEmbeddingOptions,
+    ModelEmbeddingResponse,
+    ProviderModel,
+    StreamEvent,
+)
+from aiport.layers._hooks import Hooks, HooksLayer
+
+if TYPE_CHECKING:
+    from aiport._config import AgentConfig, ProviderConfig, ProviderModelConfig
+    from aiport._credentials import CredentialSource
+    from aiport._http import HttpClient, HttpTimeouts
+    from aiport._secrets import SecretResolver
+
+__all__ = ["ProviderService", "ResolvedModel"]
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+_MAX_ALIAS_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    """Where a model id leads.
+
+    Attributes:
+        requested: the id as the caller wrote it.
+        provider: the provider's configured name.
+        model: the model name sent to the provider.
+        config: the model's own settings, when the config has a table for it.
+    """
+
+    requested: str
+    provider: str
+    model: str
+    config: ProviderModelConfig | None = None
+
+    @property
+    def qualified_id(self) -> str:
+        """``provider:model``."""
+        return f"{self.provider}:{self.model}"
+
+
+class ProviderService:
+    """One interface to every configured provider.
+
+    Args:
+        config: an ``AgentConfig``, a dict, or the path of a TOML/YAML file. ``None``
+            loads ``aiport.toml`` (or ``$AIPORT_CONFIG``) if present, else the defaults
+            plus environment variables.
+        registry: the provider types available (the built-in ones by default).
+        hooks: callbacks for call events (``service.hooks`` otherwise starts empty).
+        layers: extra layers wrapped around every provider, outermost first, inside
+            the hooks layer.
+        environment: the config profile to use (overrides ``AIPORT_ENV``).
+        env: environment variables to read instead of ``os.environ``.
+        clock: a monotonic clock (latencies).
+
+    Example:
+        >>> async with ProviderService() as service:  # doctest: +SKIP
+        ...     reply = await service.complete(model="openai:gpt-4o", messages="Hi")
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        registry: ProviderRegistry | None = None,
+        hooks: Hooks | None = None,
+        layers: Sequence[LayerFactory] = (),
+        environment: str | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        from aiport._config import load_config
+        from aiport._secrets import SecretResolver
+
+        self._env: Mapping[str, str] = os.environ if env is None else env
+        self.config: AgentConfig = load_config(config, environment=environment, env=self._env)
+        self.registry = registry or ProviderRegistry.default()
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._layers = tuple(layers)
+        self._clock = clock
+        self._resolver: SecretResolver = SecretResolver(
+            env=self._env, base_dir=_config_base_dir(self.config)
+        )
+        self._providers: dict[str, ModelProvider] = {}
+        self._http: dict[str, HttpClient] = {}
+        self._known: dict[str, dict[str, ProviderModel]] = {}
+        self._lock = threading.RLock()
+        self._call_ids = itertools.count(1)
+        self._runner = LoopThread()
+        self._closed = False
+        self._check_types()
+
+    # ------------------------------------------------------------------ providers
+
+    def _check_types(self) -> None:
+        from aiport._errors import ConfigProblem
+
+        problems = []
+        for name, provider in self.config.providers.items():
+            if provider.type not in self.registry.types:
+                suggestions = close_matches(provider.type, self.registry.names())
+                hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
+                problems.append(
+                    ConfigProblem(
+                        path=f"providers.{name}.type",
+                        message=f"unknown provider type {provider.type!r}{hint} "
+                        f"(known: {', '.join(sorted(self.registry.names()))})",
+                    )
+                )
+            elif self.registry.types[provider.type].requires_base_url and not provider.base_url:
+                problems.append(
+                    ConfigProblem(
+                        path=f"providers.{name}.base_url",
+                        message=f"a provider of type {provider.type!r} needs a base_url",
+                    )
+                )
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def provider_names(self) -> list[str]:
+        """The names of the enabled providers."""
+        return [name for name, cfg in self.config.providers.items() if cfg.enabled]
+
+    def _provider_config(self, name: str) -> ProviderConfig:
+        provider = self.config.providers.get(name)
+        if provider is None or not provider.enabled:
+            suggestions = close_matches(name, self.provider_names)
+            hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
+            known = ", ".join(self.provider_names) or "none configured"
+            state = "is disabled" if provider is not None else "is not configured"
+            raise ProviderNotFoundError(
+                f"provider {name!r} {state}{hint} (providers: {known})",
+                provider=name,
+                suggestions=suggestions,
+            )
+        return provider
+
+    def get_provider(self, name: str) -> ModelProvider:
+        """The provider called ``name`` (built on first use, with its layers)."""
+        self._check_open()
+        provider = self._providers.get(name)
+        if provider is not None:
+            return provider
+        with self._lock:
+            provider = self._providers.get(name)
+            if provider is None:
+                provider = self._build(name)
+                self._providers[name] = provider
+        return provider
+
+    def _build(self, name: str) -> ModelProvider:
+        from aiport._http import HttpClient
+
+        config = self._provider_config(name)
+        provider_type = self.registry.get(config.type)
+        http = HttpClient(max_connections=config.max_connections)
+        context = ProviderContext(
+            name=name,
+            config=config,
+            agent_config=self.config,
+            http=http,
+            credential=self._credential(name, config),
+            models=self.known_models(name),
+            timeouts=self._timeouts(name, None),
+            model_timeouts={
+                model: self._timeouts(name, model)
+                for model, model_config in config.models.items()
+                if model_config.timeouts is not None
+            },
+            clock=self._clock,
+        )
+        adapter = provider_type.build(context)
+        self._http[name] = http
+        # Hooks outermost (they time everything), then the caller's layers, then the adapter.
+        return HooksLayer(
+            wrap(adapter, *self._layers),
+            hooks=self.hooks,
+            log_level=logging.INFO if self.config.log_requests else logging.DEBUG,
+            clock=self._clock,
+            call_ids=self._call_ids,
+        )
+
+    def _credential(self, name: str, config: ProviderConfig) -> CredentialSource | None:
+        from aiport._credentials import SecretReference
+
+        provider_type = self.registry.get(config.type)
+        value = config.api_key
+        if value is None and provider_type.api_key_env:
+            from pydantic import SecretStr
+
+            value = SecretStr(f"env:{provider_type.api_key_env}")
+        if value is None:
+            return None
+        return SecretReference(value, self._resolver, what=f"API key of provider {name!r}")
+
+    def _timeouts(self, provider: str, model: str | None) -> HttpTimeouts:
+        from aiport._http import HttpTimeouts
+
+        effective = self.config.effective_timeouts(provider, model)
+        return HttpTimeouts(
+            connect=effective.connect,
+            first_token=effective.first_token,
+            idle=effective.idle,
+            total=effective.total,
+        )
+
+    def validate_provider(self, name: str) -> bool:
+        """Whether ``name`` is registered, its config is valid and its credentials resolve.
+
+        Makes no network call and never raises.
+        """
+        try:
+            provider = self.get_provider(name)
+            self._runner.run(provider.check())
+        except Exception:
+            return False
+        return True
+
+    def known_models(self, provider: str) -> dict[str, ProviderModel]:
+        """The models known for ``provider``: its type's catalogue plus its config tables."""
+        cached = self._known.get(provider)
+        if cached is not None:
+            return cached
+        config = self._provider_config(provider)
+        models = self.registry.get(config.type).known_models(provider)
+        for model_id, model_config in config.models.items():
+            models[model_id] = _merge_model(provider, model_id, model_config, models.get(model_id))
+        self._known[provider] = models
+        return models
+
+    def list_models(self) -> list[ProviderModel]:
+        """Every known model of every enabled provider."""
+        return [m for name in self.provider_names for m in self.known_models(name).values()]
+
+    # ------------------------------------------------------------------ model ids
+
+    def resolve_model(self, model_id: str) -> ResolvedModel:
+        """Where ``model_id`` leads: ``"provider:model"``, an alias, or a bare model id.
+
+        Raises:
+            ProviderNotFoundError: unknown provider or model (with suggestions), or a
+                bare id known to several providers (``candidates`` lists them).
+        """
+        return self._resolve(model_id, model_id, 0)
+
+    def _resolve(self, requested: str, model_id: str, depth: int) -> ResolvedModel:
+        if not model_id:
+            raise ProviderNotFoundError("empty model id", model=requested)
+        if depth > _MAX_ALIAS_DEPTH:
+            raise ProviderNotFoundError(
+                f"model alias {requested!r} does not resolve (alias loop?)", model=requested
+            )
+        target = self.config.aliases.get(model_id)
+        if target is not None:
+            return self._resolve(requested, target, depth + 1)
+        provider, sep, model = model_id.partition(":")
+        if sep and provider in self.config.providers:
+            self._provider_config(provider)  # raises if disabled
+            return self._qualified(requested, provider, model)
+        for name in self.provider_names:
+            for key, model_config in self.config.providers[name].models.items():
+                if model_id in model_config.aliases:
+                    return self._qualified(requested, name, key)
+        owners = [name for name in self.provider_names if model_id in self.known_models(name)]
+        if len(owners) == 1:
+            return self._qualified(requested, owners[0], model_id)
+        if owners:
+            candidates = [f"{owner}:{model_id}" for owner in owners]
+            raise ProviderNotFoundError(
+                f"model {model_id!r} is offered by several providers; "
+                f"choose one of {', '.join(candidates)}",
+                model=requested,
+                candidates=candidates,
+            )
+        raise self._unknown_model(requested, model_id, provider if sep else None)
+
+    def _qualified(self, requested: str, provider: str, model: str) -> ResolvedModel:
+        if not model:
+            raise ProviderNotFoundError(
+                f"model id {requested!r} names no model after the provider",
+                provider=provider,
+                model=requested,
+            )
+        model_config = self.config.providers[provider].models.get(model)
+        upstream = model_config.name if model_config and model_config.name else model
+        return ResolvedModel(requested, provider, upstream, model_config)
+
+    def _unknown_model(
+        self, requested: str, model_id: str, provider_part: str | None
+    ) -> ProviderNotFoundError:
+        known: list[str] = list(self.config.aliases)
+        for name in self.provider_names:
+            for key, model in self.known_models(name).items():
+                known.extend((key, f"{name}:{key}", *model.aliases))
+        suggestions = close_matches(model_id, known)
+        if provider_part is not None:
+            # "opnai:gpt-4o": the provider part is the likely typo.
+            rest = model_id.partition(":")[2]
+            close_providers = close_matches(provider_part, self.provider_names)
+            if close_providers:
+                suggestions = [f"{p}:{rest}" for p in close_providers]
+        hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
+        providers = ", ".join(self.provider_names) or "none configured"
+        return ProviderNotFoundError(
+            f"no provider offers model {model_id!r}{hint} "
+            f"(write 'provider:model' to pass any model name through; providers: {providers})",
+            model=requested,
+            suggestions=suggestions,
+        )
+
+    def get_provider_for_model(self, model_id: str) -> ModelProvider:
+        """The provider that serves ``model_id``."""
+        return self.get_provider(self.resolve_model(model_id).provider)
+
+    # ------------------------------------------------------------------ calls
+
+    def _prepare(
+        self,
+        options_type: type[OptionsT],
+        options: OptionsT | Mapping[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[ModelProvider, OptionsT]:
+        self._check_open()
+        data: dict[str, Any]
+        if options is None:
+            data = kwargs
+        elif isinstance(options, options_type):
+            data = options.model_dump(exclude_unset=True, by_alias=False) if kwargs else {}
+            if not kwargs:
+                model_id = options.model  # type: ignore[attr-defined]
+                resolved = self.resolve_model(model_id)
+                provider = self.get_provider(resolved.provider)
+                return provider, _apply_defaults(options, resolved)
+            data.update(kwargs)
+        elif isinstance(options, Mapping):
+            data = {**options, **kwargs}
+        else:
+            raise TypeError(f"expected {options_type.__name__} or a mapping, got {type(options)}")
+        model_id = data.get("model") or self.config.default_model
+        if not model_id:
+            raise InvalidRequestError("no model given (and no default_model configured)")
+        data["model"] = model_id
+        try:
+            built = options_type.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                f"invalid {options_type.__name__}: {_describe_validation(exc)}",
+                model=str(model_id),
+                reason="invalid_options",
+            ) from None
+        resolved = self.resolve_model(str(model_id))
+        return self.get_provider(resolved.provider), _apply_defaults(built, resolved)
+
+    async def complete(
+        self,
+        options: ModelCompletionOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> ModelCompletionResponse:
+        """Run a completion. Give an options object, or its fields as keywords."""
+        provider, prepared = self._prepare(ModelCompletionOptions, options, kwargs)
+        with _ErrorGuard(provider.name, prepared.model):
+            return await provider.complete(prepared)
+
+    def stream(
+        self,
+        options: ModelCompletionOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> CompletionStream:
+        """Run a completion as a stream: iterate it with ``async for`` (or ``async with``).
+
+        The last event is a ``StreamFinishEvent`` with the complete response, also
+        available as ``stream.response`` afterwards.
+        """
+        provider, prepared = self._prepare(ModelCompletionOptions, options, kwargs)
+
+        async def events() -> AsyncIterator[StreamEvent]:
+            with _ErrorGuard(provider.name, prepared.model):
+                async for event in provider.stream(prepared):
+                    yield event
+
+        return CompletionStream(events())
+
+    async def embed(
+        self,
+        options: ModelEmbeddingOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> ModelEmbeddingResponse:
+        """Embed one text or many; vectors come back in input order."""
+        provider, prepared = self._prepare(ModelEmbeddingOptions, options, kwargs)
+        with _ErrorGuard(provider.name, prepared.model):
+            return await provider.embed(prepared)
+
+    async def generate_image(
+        self,
+        options: ImageGenerationOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> ImageGenerationResponse:
+        """Generate images from a prompt."""
+        provider, prepared = self._prepare(ImageGenerationOptions, options, kwargs)
+        with _ErrorGuard(provider.name, prepared.model):
+            return await provider.generate_image(prepared)
+
+    # ------------------------------------------------------------------ sync twins
+
+    def complete_sync(
+        self,
+        options: ModelCompletionOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> ModelCompletionResponse:
+        """``complete`` for synchronous code."""
+        return self._runner.run(self.complete(options, **kwargs))
+
+    def stream_sync(
+        self,
+        options: ModelCompletionOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> Iterator[StreamEvent]:
+        """``stream`` for synchronous code: a plain iterator of the same events."""
+        stream = self.stream(options, **kwargs)
+        return self._runner.iterate(stream)
+
+    def embed_sync(
+        self,
+        options: ModelEmbeddingOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> ModelEmbeddingResponse:
+        """``embed`` for synchronous code."""
+        return self._runner.run(self.embed(options, **kwargs))
+
+    def generate_image_sync(
+        self,
+        options: ImageGenerationOptions | Mapping[str, Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> ImageGenerationResponse:
+        """``generate_image`` for synchronous code."""
+        return self._runner.run(self.generate_image(options, **kwargs))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this ProviderService is closed")
+
+    async def _close_on_current_loop(self) -> None:
+        for http in list(self._http.values()):
+            await http.aclose()
+
+    async def aclose(self) -> None:
+        """Release every connection (on this loop and on the sync API's loop)."""
+        if self._closed:
+            return
+        self._closed = True
+        for provider in list(self._providers.values()):
+            await provider.aclose()
+        await self._close_on_current_loop()
+        if self._runner.loop is not None:
+            import asyncio
+
+            await asyncio.to_thread(self._runner.stop, self._close_on_current_loop)
+
+    def close(self) -> None:
+        """Release every connection (from synchronous code)."""
+        if self._closed:
+            return
+        self._runner.run(self._close_providers())
+        self._closed = True
+        self._runner.stop(self._close_on_current_loop)
+
+    async def _close_providers(self) -> None:
+        for provider in list(self._providers.values()):
+            await provider.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ProviderService providers={self.provider_names!r}>"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _config_base_dir(config: AgentConfig) -> Path | None:
+    base = getattr(config, "base_dir", None)
+    return base if isinstance(base, Path) else None
+
+
+def _merge_model(
+    provider: str, model_id: str, config: ProviderModelConfig, known: ProviderModel | None
+) -> ProviderModel:
+    base = known or ProviderModel(id=model_id, provider=provider)
+    update: dict[str, Any] = {"aliases": tuple(config.aliases) or base.aliases}
+    if config.description:
+        update["description"] = config.description
+    if config.capabilities is not None:
+        update["capabilities"] = ModelCapabilities(**dict.fromkeys(config.capabilities, True))
+    elif known is None:
+        # A configured model of unknown kind: assume a chat model (the common case).
+        update["capabilities"] = ModelCapabilities(chat=True, streaming=True)
+    for field_name in (
+        "context_window",
+        "max_output_tokens",
+        "input_price_per_million",
+        "output_price_per_million",
+        "cached_input_price_per_million",
+    ):
+        value = getattr(config, field_name)
+        if value is not None:
+            update[field_name] = value
+    return base.model_copy(update=update)
+
+
+def _apply_defaults(options: OptionsT, resolved: ResolvedModel) -> OptionsT:
+    update: dict[str, Any] = {"model": resolved.model}
+    model_config = resolved.config
+    if model_config is not None and isinstance(options, ModelCompletionOptions):
+        for field_name in ("temperature", "top_p", "max_tokens"):
+            if (
+                getattr(options, field_name) is None
+                and getattr(model_config, field_name) is not None
+            ):
+                update[field_name] = getattr(model_config, field_name)
+    if model_config is not None and model_config.provider_options:
+        current = getattr(options, "provider_options", {})
+        update["provider_options"] = {**model_config.provider_options, **current}
+    return options.model_copy(update=update)
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
+    return "; ".join(parts)
+
+
+class _ErrorGuard:
+    """Turn anything that is not an aiport error into a ``ProviderAPIError``.
+
+    Adapters raise typed errors; this is the net under them, so a bug never reaches
+    the caller as a bare ``KeyError`` (the original stays as ``__cause__``).
+    """
+
+    __slots__ = ("_model", "_provider")
+
+    def __init__(self, provider: str, model: str) -> None:
+        self._provider = provider
+        self._model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, (AiportError, GeneratorExit)):
+            return
+        if not isinstance(exc, Exception):
+            return  # cancellation, KeyboardInterrupt: let them through
+        raise ProviderAPIError(
+            f"unexpected {type(exc).__name__} inside aiport while calling {self._provider}",
+            provider=self._provider,
+            model=self._model,
+            reason="internal_error",
+        ) from exc

@@ -1,0 +1,55 @@
+"""Shared fixtures: one emulator per test session, reset between tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from aiport import ProviderService
+from aiport.testing import Emulator
+
+#: Keys the shared emulator accepts. Canary-like on purpose: tests grep outputs for them.
+OPENAI_KEY = "sk-test-openai-canary-4f9a2b7c1d"
+ANTHROPIC_KEY = "sk-ant-test-canary-8e3d6a0b5f"
+
+
+@pytest.fixture(scope="session")
+def emulator_session() -> Iterator[Emulator]:
+    with Emulator(api_keys={OPENAI_KEY, ANTHROPIC_KEY}).run_in_thread() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
+    emulator_session.reset()
+    yield emulator_session
+    emulator_session.reset()
+
+
+def emulator_config(emulator: Emulator, **extra: Any) -> dict[str, Any]:
+    """A config with `openai` and `anthropic` pointed at the emulator."""
+    config: dict[str, Any] = {
+        "providers": {
+            "openai": {
+                "type": "openai",
+                "base_url": emulator.openai_base_url,
+                "api_key": OPENAI_KEY,
+            },
+            "anthropic": {
+                "type": "anthropic",
+                "base_url": emulator.anthropic_base_url,
+                "api_key": ANTHROPIC_KEY,
+            },
+        }
+    }
+    for key, value in extra.items():
+        config[key] = value
+    return config
+
+
+@pytest.fixture
+async def service(emulator: Emulator) -> AsyncIterator[ProviderService]:
+    async with ProviderService(emulator_config(emulator), env={}) as svc:
+        yield svc

@@ -10,6 +10,8 @@ import pytest
 from aiport import ProviderService
 from aiport.testing import Emulator
 
+pytest_plugins = ("pytester",)
+
 #: Keys the shared emulator accepts. Canary-like on purpose: tests grep outputs for them.
 OPENAI_KEY = "sk-test-openai-canary-4f9a2b7c1d"
 ANTHROPIC_KEY = "sk-ant-test-canary-8e3d6a0b5f"
@@ -53,3 +55,4 @@ def emulator_config(emulator: Emulator, **extra: Any) -> dict[str, Any]:
 async def service(emulator: Emulator) -> AsyncIterator[ProviderService]:
     async with ProviderService(emulator_config(emulator), env={}) as svc:
         yield svc
+

@@ -46,7 +46,11 @@ def test_every_exported_name_resolves_to_an_object_from_a_private_module() -> No
         assert value is not None, name
         module = getattr(value, "__module__", "aiport")
         # Public names live in private modules (httpx style) and are re-exported.
-        assert module.startswith("aiport") or name in {"FinishReason", "StreamEvent", "LayerFactory"}, name
+        assert module.startswith("aiport") or name in {
+            "FinishReason",
+            "StreamEvent",
+            "LayerFactory",
+        }, name
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:

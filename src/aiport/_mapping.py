@@ -27,7 +27,8 @@ __all__ = ["classify", "looks_like_context_length", "parse_retry_after", "reques
 
 _CONTEXT_LENGTH = re.compile(
     r"context[_ ]length|context window|maximum context|prompt is too long|too many tokens"
-    r"|input is too long|reduce the length|exceeds? the (?:model'?s? )?(?:maximum|max)",
+    r"|input is too long|reduce the length of the messages"
+    r"|exceeds? the (?:model'?s? )?(?:maximum |max )?context",
     re.IGNORECASE,
 )
 _CONTENT_FILTER = re.compile(r"content[_ ]?(?:filter|policy|management)|safety system", re.I)

@@ -769,6 +769,7 @@ class ProviderModel(BaseModel):
     input_price_per_million: float | None = None
     output_price_per_million: float | None = None
     cached_input_price_per_million: float | None = None
+    cache_write_price_per_million: float | None = None
     aliases: tuple[str, ...] = ()
 
     @property
@@ -777,17 +778,32 @@ class ProviderModel(BaseModel):
         return f"{self.provider}:{self.id}"
 
     def cost(self, usage: Usage) -> float | None:
-        """The price of ``usage`` in US dollars, or ``None`` when prices are unknown."""
-        if self.input_price_per_million is None or self.output_price_per_million is None:
+        """The price of ``usage`` in US dollars, or ``None`` when a needed price is unknown.
+
+        Cache reads and cache writes are priced at their own rates when known, else at
+        the input rate; output tokens need an output price only when there are some
+        (embeddings have none).
+        """
+        input_price = self.input_price_per_million
+        if input_price is None:
             return None
-        cached = usage.cached_input_tokens
-        cached_price = (
-            self.cached_input_price_per_million
-            if self.cached_input_price_per_million is not None
-            else self.input_price_per_million
-        )
+        output_price = self.output_price_per_million
+        if output_price is None:
+            if usage.output_tokens:
+                return None
+            output_price = 0.0
+        read = usage.cached_input_tokens
+        write = usage.cache_creation_input_tokens
+        read_price = _first_known(self.cached_input_price_per_million, input_price)
+        write_price = _first_known(self.cache_write_price_per_million, input_price)
+        plain = max(usage.input_tokens - read - write, 0)
         return (
-            (usage.input_tokens - cached) * self.input_price_per_million
-            + cached * cached_price
-            + usage.output_tokens * self.output_price_per_million
+            plain * input_price
+            + read * read_price
+            + write * write_price
+            + usage.output_tokens * output_price
         ) / 1_000_000
+
+
+def _first_known(*values: float | None) -> float:
+    return next(v for v in values if v is not None)

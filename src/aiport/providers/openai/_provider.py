@@ -1,0 +1,264 @@
+"""The OpenAI adapter: Chat Completions, embeddings and images over HTTP.
+
+The same class serves every OpenAI-compatible server (vLLM, Ollama's ``/v1``,
+llama.cpp, Groq, Together...) with ``compatible=True``. Conversions live in
+``_convert``, error mapping in ``_errors``; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from aiport._credentials import CredentialSource
+from aiport._errors import ProviderConnectionError, ProviderError, StreamInterruptedError
+from aiport._http import HttpClient, HttpTimeouts
+from aiport._mapping import request_id_from
+from aiport._types import (
+    ImageGenerationOptions,
+    ImageGenerationResponse,
+    ModelCompletionOptions,
+    ModelCompletionResponse,
+    ModelEmbeddingOptions,
+    ModelEmbeddingResponse,
+    ProviderModel,
+    StreamEvent,
+    StreamFinishEvent,
+)
+from aiport.providers._base import HttpProvider
+from aiport.providers.openai._catalog import known_models
+from aiport.providers.openai._convert import (
+    ChatStreamAssembler,
+    build_chat_request,
+    parse_chat_response,
+)
+from aiport.providers.openai._errors import map_error
+from aiport.providers.openai._media import (
+    build_embedding_request,
+    build_image_request,
+    parse_embedding_response,
+    parse_image_response,
+)
+
+__all__ = ["OpenAIProvider"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+logger = logging.getLogger("aiport")
+
+
+class OpenAIProvider(HttpProvider):
+    """OpenAI's API, or any server that speaks it.
+
+    Args:
+        name: the provider's configured name.
+        base_url: the API root (``https://api.openai.com/v1``; a compatible server's
+            ``.../v1``).
+        credential: the API key, sent as ``Authorization: Bearer``. Required for
+            OpenAI itself; compatible servers may have none (no auth header is sent).
+        http: the pooled HTTP client.
+        organization: sent as ``OpenAI-Organization``.
+        project: sent as ``OpenAI-Project``.
+        compatible: talk to an OpenAI-compatible server: ``max_tokens`` instead of
+            ``max_completion_tokens``, float embeddings, developer messages as system
+            messages, missing answer fields tolerated, no model catalogue.
+        models: known models (default: OpenAI's catalogue, none when ``compatible``).
+
+    The other arguments are those of ``HttpProvider``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "openai",
+        base_url: str = DEFAULT_BASE_URL,
+        credential: CredentialSource | None = None,
+        http: HttpClient,
+        organization: str | None = None,
+        project: str | None = None,
+        compatible: bool = False,
+        description: str = "",
+        models: Mapping[str, ProviderModel] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: HttpTimeouts | None = None,
+        model_timeouts: Mapping[str, HttpTimeouts] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        default_headers: dict[str, str] = {}
+        if organization:
+            default_headers["OpenAI-Organization"] = organization
+        if project:
+            default_headers["OpenAI-Project"] = project
+        default_headers.update(headers or {})
+        if models is None:
+            models = {} if compatible else known_models(name)
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            credential=credential,
+            http=http,
+            description=description or ("OpenAI-compatible server" if compatible else "OpenAI API"),
+            models=models,
+            headers=default_headers,
+            timeouts=timeouts,
+            model_timeouts=model_timeouts,
+            clock=clock,
+        )
+        self.compatible = compatible
+
+    # ------------------------------------------------------------------ adapter hooks
+
+    def auth_headers(self, secret: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret}"}
+
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
+    ) -> ProviderError:
+        return map_error(self.name, status, headers, body, text, model)
+
+    async def check(self) -> None:
+        self._require_credential(None)
+        await super().check()
+
+    def _require_credential(self, model: str | None) -> None:
+        if self._credential is None and not self.compatible:
+            raise self.missing_credential_error(model)
+
+    def _error_in_answer(
+        self, body: Mapping[str, Any], text: str, headers: Mapping[str, str], model: str | None
+    ) -> ProviderError:
+        """The typed error for an error object inside a 200 answer or a stream."""
+        scrubbed = self.redactor.scrub_value(dict(body))
+        error = self.map_error(0, headers, scrubbed, self.redactor.scrub(text), model)
+        error.message = self.redactor.scrub(error.message)
+        error.args = (error.message,)
+        return error
+
+    # ------------------------------------------------------------------ operations
+
+    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        """Run a chat completion (see ``parse_chat_response`` for what is unified)."""
+        self._require_credential(options.model)
+        body, warnings = build_chat_request(options, compatible=self.compatible)
+        start = self._clock()
+        data, response = await self.post_json(
+            "chat/completions", body, model=options.model, timeout=options.timeout
+        )
+        latency = self._clock() - start
+        if "choices" not in data and data.get("error"):
+            # Some compatible servers and proxies answer errors with a 200.
+            raise self._error_in_answer(data, json.dumps(data), response.headers, options.model)
+        return parse_chat_response(
+            data,
+            provider=self.name,
+            latency=latency,
+            request_id=request_id_from(response.headers),
+            warnings=warnings,
+            models=self._models,
+            requested_model=options.model,
+        )
+
+    async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        """Run a chat completion as a stream of events, ending with the whole response.
+
+        Raises ``StreamInterruptedError`` (with the text delivered so far) when the
+        stream ends, or the connection breaks, before the model finished; the typed
+        error of an error event sent mid-stream; ``ProviderTimeoutError`` on a stall.
+        A malformed event is skipped, logged and named in ``response.warnings``.
+        """
+        self._require_credential(options.model)
+        model = options.model
+        body, warnings = build_chat_request(options, compatible=self.compatible, stream=True)
+        assembler = ChatStreamAssembler()
+        start = self._clock()
+        done = False
+        path = "chat/completions"
+        async with self.post_sse(path, body, model=model, timeout=options.timeout) as opened:
+            events, headers = opened
+            request_id = request_id_from(headers)
+            try:
+                async for event in events:
+                    data = event.data
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    if not data:
+                        continue  # an empty keep-alive event
+                    try:
+                        chunk = json.loads(data)
+                        if chunk.get("error") or event.event == "error":
+                            raise self._error_in_answer(chunk, data, headers, model)
+                        unified = assembler.feed(chunk)
+                    except (ValueError, TypeError, AttributeError):
+                        # Not JSON, or JSON of the wrong shape. Never the event itself in
+                        # the log: it may hold user content.
+                        logger.warning("skipped a malformed stream event from %s", self.name)
+                        warnings.append(f"skipped a malformed stream event from {self.name}")
+                        continue
+                    for item in unified:
+                        yield item
+            except ProviderConnectionError as exc:
+                raise self._interrupted(assembler, model, request_id) from exc
+        if not assembler.finished and not (done and self.compatible):
+            # OpenAI always sends a finish reason; some compatible servers only [DONE].
+            raise self._interrupted(assembler, model, request_id)
+        response = assembler.finish(
+            provider=self.name,
+            latency=self._clock() - start,
+            request_id=request_id,
+            warnings=warnings,
+            models=self._models,
+            requested_model=model,
+        )
+        yield StreamFinishEvent(response=response)
+
+    def _interrupted(
+        self, assembler: ChatStreamAssembler, model: str, request_id: str | None
+    ) -> StreamInterruptedError:
+        text = assembler.text
+        return StreamInterruptedError(
+            f"the stream from {self.name} ended before the model finished "
+            f"({len(text)} characters of text received)",
+            partial_text=text,
+            provider=self.name,
+            model=model,
+            request_id=request_id,
+        )
+
+    async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
+        """Embed texts; vectors come back in input order."""
+        self._require_credential(options.model)
+        body = build_embedding_request(options, compatible=self.compatible)
+        start = self._clock()
+        data, response = await self.post_json(
+            "embeddings", body, model=options.model, timeout=options.timeout
+        )
+        return parse_embedding_response(
+            data,
+            provider=self.name,
+            model=options.model,
+            latency=self._clock() - start,
+            request_id=request_id_from(response.headers),
+            models=self._models,
+        )
+
+    async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
+        """Generate images. ``gpt-image`` models always answer with bytes, even when
+        ``output="url"`` was asked for (they cannot give URLs)."""
+        self._require_credential(options.model)
+        body = build_image_request(options)
+        start = self._clock()
+        data, response = await self.post_json(
+            "images/generations", body, model=options.model, timeout=options.timeout
+        )
+        return parse_image_response(
+            data,
+            provider=self.name,
+            options=options,
+            latency=self._clock() - start,
+            request_id=request_id_from(response.headers),
+            models=self._models,
+        )

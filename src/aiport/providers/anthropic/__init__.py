@@ -1,0 +1,5 @@
+"""Anthropic (Claude) through the Messages API."""
+
+from aiport.providers.anthropic._provider import AnthropicProvider
+
+__all__ = ["AnthropicProvider"]

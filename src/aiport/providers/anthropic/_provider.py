@@ -1,0 +1,191 @@
+"""The Anthropic adapter: the Messages API (``/v1/messages``), plain and streamed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from aiport._credentials import CredentialSource
+from aiport._errors import (
+    InvalidRequestError,
+    MalformedResponseError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+)
+from aiport._http import HttpClient, HttpTimeouts
+from aiport._mapping import request_id_from
+from aiport._types import (
+    ModelCompletionOptions,
+    ModelCompletionResponse,
+    ProviderModel,
+    StreamEvent,
+    StreamFinishEvent,
+)
+from aiport.providers._base import HttpProvider
+from aiport.providers.anthropic._catalog import known_models
+from aiport.providers.anthropic._convert import (
+    build_messages_request,
+    parse_messages_response,
+    uses_bearer_auth,
+)
+from aiport.providers.anthropic._errors import map_error
+from aiport.providers.anthropic._stream import MessagesStreamAssembler
+
+__all__ = ["AnthropicProvider"]
+
+_PATH = "/v1/messages"
+
+
+class AnthropicProvider(HttpProvider):
+    """Claude models through Anthropic's Messages API.
+
+    Args:
+        api_version: the ``anthropic-version`` header. ``"2026-10-21"`` (the default,
+            what the 2.x SDKs send) authenticates with ``Authorization: Bearer`` and no
+            longer takes ``temperature``/``top_p`` (they become warnings);
+            ``"2023-06-01"`` (the 0.x SDKs) uses ``x-api-key`` and sends them.
+        default_max_tokens: ``max_tokens`` when the call gives none (Anthropic requires
+            it); capped by the model's output limit when the catalogue knows it.
+
+    The other arguments are ``HttpProvider``'s. ``base_url`` is the API root; requests
+    go to ``{base_url}/v1/messages``. Embeddings and image generation raise
+    ``ProviderCapabilityError``: Anthropic offers neither.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "anthropic",
+        base_url: str = "https://api.anthropic.com",
+        credential: CredentialSource | None,
+        http: HttpClient,
+        description: str = "Anthropic (Messages API)",
+        models: Mapping[str, ProviderModel] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: HttpTimeouts | None = None,
+        model_timeouts: Mapping[str, HttpTimeouts] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        api_version: str = "2026-10-21",
+        default_max_tokens: int = 4096,
+    ) -> None:
+        if default_max_tokens <= 0:
+            raise ValueError("default_max_tokens must be positive")
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            credential=credential,
+            http=http,
+            description=description,
+            models=models if models is not None else known_models(name),
+            headers={"anthropic-version": api_version, **(headers or {})},
+            timeouts=timeouts,
+            model_timeouts=model_timeouts,
+            clock=clock,
+        )
+        self.api_version = api_version
+        self.default_max_tokens = default_max_tokens
+        self._bearer = uses_bearer_auth(api_version)
+
+    # ------------------------------------------------------------------ hooks
+
+    def auth_headers(self, secret: str) -> dict[str, str]:
+        if self._bearer:
+            return {"Authorization": f"Bearer {secret}"}
+        return {"x-api-key": secret}
+
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
+    ) -> ProviderError:
+        return map_error(self.name, status, headers, body, text, model)
+
+    async def check(self) -> None:
+        if self._credential is None:
+            raise self.missing_credential_error(None)
+        await super().check()
+
+    # ------------------------------------------------------------------ operations
+
+    def _request(
+        self, options: ModelCompletionOptions, *, stream: bool
+    ) -> tuple[dict[str, Any], list[str]]:
+        if self._credential is None:
+            raise self.missing_credential_error(options.model)
+        try:
+            return build_messages_request(
+                options,
+                api_version=self.api_version,
+                max_tokens_default=self.default_max_tokens,
+                models=self._models,
+                stream=stream,
+            )
+        except ValueError as exc:
+            raise InvalidRequestError(
+                f"{self.name}: {exc}", provider=self.name, model=options.model
+            ) from exc
+
+    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        """Send one Messages request and return the whole answer."""
+        body, warnings = self._request(options, stream=False)
+        start = self._clock()
+        data, response = await self.post_json(
+            _PATH, body, model=options.model, timeout=options.timeout
+        )
+        latency = self._clock() - start
+        request_id = request_id_from(response.headers)
+        try:
+            return parse_messages_response(
+                data,
+                provider=self.name,
+                latency=latency,
+                request_id=request_id,
+                warnings=warnings,
+                models=self._models,
+                requested_model=options.model,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponseError(
+                f"{self.name} answered with JSON that is not a message ({type(exc).__name__})",
+                provider=self.name,
+                model=options.model,
+                request_id=request_id,
+            ) from exc
+
+    async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        """Stream one Messages request: deltas, usage, then the complete response."""
+        body, warnings = self._request(options, stream=True)
+        start = self._clock()
+        async with self.post_sse(_PATH, body, model=options.model, timeout=options.timeout) as (
+            events,
+            headers,
+        ):
+            assembler = MessagesStreamAssembler(
+                provider=self.name,
+                model=options.model,
+                request_id=request_id_from(headers),
+                warnings=warnings,
+                models=self._models,
+                redactor=self.redactor,
+            )
+            try:
+                async for sse in events:
+                    for event in assembler.feed_sse(sse.event, sse.data):
+                        yield event
+            except ProviderConnectionError as exc:
+                # A connection that breaks after the stop reason lost nothing.
+                if not assembler.complete:
+                    raise assembler.interrupted("the connection broke") from exc
+            except ProviderTimeoutError:
+                if not assembler.complete:
+                    raise
+        try:
+            response = assembler.finish(latency=self._clock() - start)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponseError(
+                f"{self.name} streamed events that do not form a message ({type(exc).__name__})",
+                provider=self.name,
+                model=options.model,
+                request_id=assembler.request_id,
+            ) from exc
+        yield StreamFinishEvent(response=response)

@@ -42,9 +42,7 @@ RESPONSE = (
     + b"\r\n\r\n"
     + BODY
 )
-REQUEST = json.dumps(
-    {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
-).encode()
+REQUEST = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}).encode()
 
 
 class _Upstream(asyncio.Protocol):
@@ -109,7 +107,9 @@ async def _aiohttp(url: str, concurrency: int, total: int) -> float:
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def call() -> None:
-            async with session.post(url, data=REQUEST, headers={"Content-Type": "application/json"}) as r:
+            async with session.post(
+                url, data=REQUEST, headers={"Content-Type": "application/json"}
+            ) as r:
                 json.loads(await r.read())
 
         return await _throughput(call, concurrency, total)
@@ -122,7 +122,9 @@ async def _httpx(url: str, concurrency: int, total: int) -> float:
     async with httpx.AsyncClient(limits=limits) as client:
 
         async def call() -> None:
-            r = await client.post(url, content=REQUEST, headers={"Content-Type": "application/json"})
+            r = await client.post(
+                url, content=REQUEST, headers={"Content-Type": "application/json"}
+            )
             json.loads(r.content)
 
         return await _throughput(call, concurrency, total)

@@ -10,7 +10,9 @@ import pytest
 from aiport import ProviderService
 from aiport.testing import Emulator
 
-pytest_plugins = ("pytester",)
+# The emulator fixtures load here (not through the entry point, disabled in pyproject) so
+# that coverage, which starts after entry-point plugins load, measures them too.
+pytest_plugins = ("pytester", "aiport.testing.pytest_plugin")
 
 #: Keys the shared emulator accepts. Canary-like on purpose: tests grep outputs for them.
 OPENAI_KEY = "sk-test-openai-canary-4f9a2b7c1d"
@@ -55,4 +57,3 @@ def emulator_config(emulator: Emulator, **extra: Any) -> dict[str, Any]:
 async def service(emulator: Emulator) -> AsyncIterator[ProviderService]:
     async with ProviderService(emulator_config(emulator), env={}) as svc:
         yield svc
-

@@ -157,7 +157,7 @@ def test_equality_ignores_origin(tmp_path: Path) -> None:
 
 def test_config_pickles() -> None:
     config = load({"providers": {"openai": openai()}}, env={"X": "1"})
-    assert pickle.loads(pickle.dumps(config)) == config  # noqa: S301
+    assert pickle.loads(pickle.dumps(config)) == config
 
 
 # -- effective settings -------------------------------------------------------------------

@@ -62,10 +62,16 @@ __all__ = [
     "CacheBackend",
     "CacheConfig",
     "Capability",
+    "CircuitBreakerConfig",
+    "FallbackConfig",
+    "FallbackTrigger",
+    "LimiterBackend",
     "ProviderConfig",
     "ProviderModelConfig",
     "RateLimitConfig",
     "RetryConfig",
+    "RouteStrategy",
+    "RouterConfig",
     "TimeoutConfig",
     "deep_merge",
     "env_overlay",
@@ -77,6 +83,33 @@ __all__ = [
 Capability = Literal["chat", "streaming", "tools", "vision", "json_output", "embeddings", "images"]
 #: Where cached responses are kept.
 CacheBackend = Literal["memory", "sqlite", "redis"]
+LimiterBackend = Literal["memory", "redis"]
+RouteStrategy = Literal["round-robin", "least-busy", "lowest-latency"]
+#: Kinds of failure after which the next model of a fallback list is tried.
+FallbackTrigger = Literal[
+    "rate_limit",
+    "server_error",
+    "overloaded",
+    "timeout",
+    "connection",
+    "context_length",
+    "malformed_response",
+    "stream_interrupted",
+    "auth",
+    "content_filter",
+    "circuit_open",
+]
+DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = (
+    "rate_limit",
+    "server_error",
+    "overloaded",
+    "timeout",
+    "connection",
+    "context_length",
+    "malformed_response",
+    "stream_interrupted",
+    "circuit_open",
+)
 
 #: The configuration files looked for in the working directory, in this order.
 CONFIG_FILE_NAMES: tuple[str, ...] = ("aiport.toml", "aiport.yaml", "aiport.yml")
@@ -338,6 +371,21 @@ class RetryConfig(_ConfigModel):
         ),
     )
 
+    budget_window: float = Field(
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds of history the retry budget counts first attempts and retries over.",
+    )
+    budget_min_retries: int = Field(
+        10,
+        ge=0,
+        description=(
+            "Retries always allowed per budget window, so that a quiet service can still "
+            "retry its occasional failure."
+        ),
+    )
+
     @field_validator("max_backoff")
     @classmethod
     def _backoff_order(cls, value: float, info: ValidationInfo) -> float:
@@ -371,6 +419,91 @@ class RateLimitConfig(_ConfigModel):
             "Seconds a call may wait for its turn before failing with ProviderRateLimitError "
             "(0: fail at once when over a limit)."
         ),
+    )
+    backend: LimiterBackend = Field(
+        "memory",
+        description=(
+            "Where the counters live: 'memory' (this process) or 'redis' (shared by every "
+            "process and host; needs redis_url)."
+        ),
+    )
+    on_backend_failure: Literal["fail_closed", "fail_open"] = Field(
+        "fail_closed",
+        description=(
+            "When the Redis backend is unreachable: 'fail_closed' refuses calls with "
+            "ProviderRateLimitError, 'fail_open' lets them through unlimited until it is back."
+        ),
+    )
+    learn_from_headers: bool = Field(
+        True,
+        description=(
+            "Tighten the limits from the providers' rate-limit headers and pause on a 429 "
+            "until its Retry-After."
+        ),
+    )
+
+
+class CircuitBreakerConfig(_ConfigModel):
+    """When a deployment (provider + model) is skipped after failing, and for how long."""
+
+    enabled: bool = Field(True, description="Skip failing deployments while their circuit is open.")
+    failure_threshold: int = Field(
+        5, ge=1, description="Consecutive failures that open the circuit."
+    )
+    error_rate: float | None = Field(
+        0.5,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Share of failed calls over `window` that opens the circuit; unset: off.",
+    )
+    window: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="Seconds the error rate is measured over."
+    )
+    min_calls: int = Field(
+        10, ge=1, description="Calls in the window before the error rate is considered."
+    )
+    cooldown: float = Field(
+        2.0,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds an open circuit waits before letting one probe call through "
+            "(half-open); a successful probe closes it."
+        ),
+    )
+
+
+class FallbackConfig(_ConfigModel):
+    """Which failures move a call on to the next model of its fallback list."""
+
+    enabled: bool = Field(True, description="Use fallbacks (a call can also turn them off).")
+    on: list[FallbackTrigger] = Field(
+        default_factory=lambda: list(DEFAULT_FALLBACK_ON),
+        description=(
+            "Failure kinds that trigger a fallback once retries are exhausted; content "
+            "filter refusals and auth errors are left out by default."
+        ),
+    )
+
+
+class RouterConfig(_ConfigModel):
+    """Several deployments behind one model id, balanced by a strategy."""
+
+    deployments: list[str] = Field(
+        min_length=1,
+        description="Model ids served interchangeably ('openai:gpt-4o', 'mirror:gpt-4o').",
+    )
+    strategy: RouteStrategy = Field(
+        "round-robin",
+        description=(
+            "How a deployment is picked: 'round-robin', 'least-busy' (fewest calls in "
+            "flight) or 'lowest-latency' (smallest moving average)."
+        ),
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Model ids tried, in order, when every deployment failed.",
     )
 
 
@@ -530,6 +663,9 @@ class ProviderConfig(_ConfigModel):
     rate_limit: RateLimitConfig | None = Field(
         None, description="This provider's limits, setting by setting over the top level's."
     )
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        None, description="Overrides the top-level circuit_breaker table for this provider."
+    )
     models: dict[NonEmptyName, ProviderModelConfig] = Field(
         default_factory=dict,
         description=(
@@ -625,6 +761,25 @@ class AgentConfig(_ConfigModel):
         description="Limits of every provider unless overridden (each provider counts its own).",
     )
     cache: CacheConfig = Field(default_factory=CacheConfig, description="The response cache.")
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig,
+        description="Circuit breaking of every deployment unless a provider overrides it.",
+    )
+    fallback: FallbackConfig = Field(
+        default_factory=FallbackConfig, description="When fallback models are tried."
+    )
+    routers: dict[NonEmptyName, RouterConfig] = Field(
+        default_factory=dict,
+        description="Model ids served by several deployments (load balancing).",
+    )
+    stream_recovery: bool = Field(
+        False,
+        description=(
+            "When a stream breaks after text was delivered: continue it (prefill where the "
+            "model accepts it, else a clean restart announced by a 'restart' event) instead "
+            "of raising StreamInterruptedError."
+        ),
+    )
     log_requests: bool = Field(
         False,
         description=(
@@ -749,6 +904,10 @@ class AgentConfig(_ConfigModel):
         """The rate limits of ``provider`` (and ``model``); see :meth:`effective_timeouts`."""
         return self._effective(RateLimitConfig, "rate_limit", provider, model)
 
+    def effective_circuit_breaker(self, provider: str) -> CircuitBreakerConfig:
+        """The circuit breaker settings of ``provider`` (provider table > top level)."""
+        return self._effective(CircuitBreakerConfig, "circuit_breaker", provider, None)
+
     def _effective(self, cls: type[_T], field: str, provider: str, model: str | None) -> _T:
         provider_config = self.providers.get(provider)
         if provider_config is None:
@@ -801,7 +960,15 @@ class AgentConfig(_ConfigModel):
 
 _T = TypeVar("_T", bound=_ConfigModel)
 
-_REFERENCE_FIELDS = ("providers", "aliases", "default_model", "cache", "redis_url")
+_REFERENCE_FIELDS = (
+    "providers",
+    "aliases",
+    "default_model",
+    "cache",
+    "redis_url",
+    "routers",
+    "rate_limit",
+)
 
 
 def _find_model(provider: ProviderConfig, model: str) -> ProviderModelConfig | None:
@@ -1008,10 +1175,48 @@ def _reference_problems(data: Mapping[str, Any]) -> list[_Located]:
             check_id(target, ("aliases", alias))
     check_id(data.get("default_model"), ("default_model",))
 
+    routers = data.get("routers")
+    if isinstance(routers, Mapping):
+        for rname, router in routers.items():
+            check_alias(rname, ("routers", rname))
+            if not isinstance(router, Mapping):
+                continue
+            for field in ("deployments", "fallbacks"):
+                ids = router.get(field)
+                if isinstance(ids, list | tuple):
+                    for i, model_id in enumerate(ids):
+                        check_id(model_id, ("routers", rname, field, i))
+
     cache = data.get("cache")
     if isinstance(cache, Mapping) and cache.get("backend") == "redis" and not data.get("redis_url"):
         located.append(_Located(("cache", "backend"), "the 'redis' backend needs redis_url"))
+    for loc, table in _rate_limit_tables(data):
+        if table.get("backend") == "redis" and not data.get("redis_url"):
+            located.append(_Located((*loc, "backend"), "the 'redis' backend needs redis_url"))
     return located
+
+
+def _rate_limit_tables(data: Mapping[str, Any]) -> list[tuple[Loc, Mapping[str, Any]]]:
+    """Every rate_limit table of the configuration, with its location."""
+    found: list[tuple[Loc, Mapping[str, Any]]] = []
+    top = data.get("rate_limit")
+    if isinstance(top, Mapping):
+        found.append((("rate_limit",), top))
+    providers = data.get("providers")
+    if isinstance(providers, Mapping):
+        for pname, provider in providers.items():
+            if not isinstance(provider, Mapping):
+                continue
+            table = provider.get("rate_limit")
+            if isinstance(table, Mapping):
+                found.append((("providers", pname, "rate_limit"), table))
+            models = provider.get("models")
+            if isinstance(models, Mapping):
+                for mname, model in models.items():
+                    table = model.get("rate_limit") if isinstance(model, Mapping) else None
+                    if isinstance(table, Mapping):
+                        found.append((("providers", pname, "models", mname, "rate_limit"), table))
+    return found
 
 
 # -- layering -----------------------------------------------------------------------------

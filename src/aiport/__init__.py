@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "CredentialSource": "aiport._credentials",
     "StaticCredential": "aiport._credentials",
     # unified shapes
+    "Attempt": "aiport._types",
+    "RestartEvent": "aiport._types",
     "Message": "aiport._types",
     "TextPart": "aiport._types",
     "ImagePart": "aiport._types",
@@ -96,6 +98,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AgentConfig",
     "AiportError",
+    "Attempt",
     "CacheConfig",
     "CompletionStream",
     "ConfigError",
@@ -144,6 +147,7 @@ __all__ = [
     "RequestEvent",
     "ResolvedModel",
     "ResponseEvent",
+    "RestartEvent",
     "RetryConfig",
     "SecretResolver",
     "StaticCredential",
@@ -216,6 +220,7 @@ if TYPE_CHECKING:
     from aiport._service import ProviderService, ResolvedModel
     from aiport._stream import CompletionStream
     from aiport._types import (
+        Attempt,
         FinishReason,
         GeneratedImage,
         ImageGenerationOptions,
@@ -231,6 +236,7 @@ if TYPE_CHECKING:
         NamedToolChoice,
         ProviderModel,
         ReasoningDeltaEvent,
+        RestartEvent,
         StreamEvent,
         StreamFinishEvent,
         TextDeltaEvent,

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "Attempt",
     "FinishReason",
     "GeneratedImage",
     "ImageGenerationOptions",
@@ -41,6 +42,7 @@ __all__ = [
     "Part",
     "ProviderModel",
     "ReasoningDeltaEvent",
+    "RestartEvent",
     "StreamEvent",
     "StreamFinishEvent",
     "TextDeltaEvent",
@@ -553,6 +555,24 @@ class Usage(BaseModel):
         return self
 
 
+class Attempt(BaseModel):
+    """One attempt of a call: which deployment, how it ended, and how long it took.
+
+    ``waited`` is the time spent before the attempt (backoff, Retry-After, a queue).
+    """
+
+    model_config = _FROZEN
+    provider: str
+    model: str
+    number: int = Field(description="1 for the first try of this deployment, 2 for its retry...")
+    outcome: Literal["ok", "error"]
+    error_code: str | None = None
+    reason: str | None = None
+    status_code: int | None = None
+    latency: float = 0.0
+    waited: float = 0.0
+
+
 class ModelCompletionResponse(BaseModel):
     """The result of a completion, the same for every provider.
 
@@ -573,6 +593,10 @@ class ModelCompletionResponse(BaseModel):
     cost: float | None = None
     request_id: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(
+        default_factory=list,
+        description="Every attempt made, fallbacks included; the last one served this response.",
+    )
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @property
@@ -637,6 +661,20 @@ class UsageEvent(BaseModel):
     usage: Usage
 
 
+class RestartEvent(BaseModel):
+    """The stream broke and starts over: discard everything received so far.
+
+    Sent only with stream recovery on, when the answer could not be continued where it
+    stopped (the model does not accept a prefilled answer).
+    """
+
+    model_config = _FROZEN
+    type: Literal["restart"] = "restart"
+    reason: str
+    provider: str
+    model: str
+
+
 class StreamFinishEvent(BaseModel):
     """The last event: the complete response, as ``complete`` would have returned it."""
 
@@ -651,6 +689,7 @@ StreamEvent: TypeAlias = Annotated[
     | ToolCallDeltaEvent
     | ToolCallEvent
     | UsageEvent
+    | RestartEvent
     | StreamFinishEvent,
     Discriminator("type"),
 ]
@@ -688,6 +727,7 @@ class ModelEmbeddingResponse(BaseModel):
     latency: float = 0.0
     cost: float | None = None
     request_id: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 
@@ -733,6 +773,7 @@ class ImageGenerationResponse(BaseModel):
     latency: float = 0.0
     cost: float | None = None
     request_id: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 

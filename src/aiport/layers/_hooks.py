@@ -23,6 +23,7 @@ from aiport._provider import ModelProvider, ProviderLayer
 
 if TYPE_CHECKING:
     from aiport._types import (
+        Attempt,
         ImageGenerationOptions,
         ImageGenerationResponse,
         ModelCompletionOptions,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AttemptEvent",
     "ErrorEvent",
     "Hook",
     "HookEvent",
@@ -85,7 +87,15 @@ class ErrorEvent:
     time_to_first_event: float | None = None
 
 
-HookEvent: TypeAlias = RequestEvent | ResponseEvent | ErrorEvent
+@dataclass(frozen=True, slots=True)
+class AttemptEvent:
+    """One attempt of a call ended (retries and fallbacks each make one)."""
+
+    call_id: int
+    attempt: Attempt
+
+
+HookEvent: TypeAlias = RequestEvent | ResponseEvent | ErrorEvent | AttemptEvent
 Hook: TypeAlias = Callable[[Any], "Awaitable[None] | None"]
 HookT = TypeVar("HookT", bound=Hook)
 
@@ -102,6 +112,7 @@ class Hooks:
     request: list[Hook] = field(default_factory=list)
     response: list[Hook] = field(default_factory=list)
     error: list[Hook] = field(default_factory=list)
+    attempt: list[Hook] = field(default_factory=list)
 
     def on_request(self, hook: HookT) -> HookT:
         """Call ``hook(RequestEvent)`` when a call starts."""
@@ -118,8 +129,13 @@ class Hooks:
         self.error.append(hook)
         return hook
 
+    def on_attempt(self, hook: HookT) -> HookT:
+        """Call ``hook(AttemptEvent)`` after every attempt (deployment, outcome, wait)."""
+        self.attempt.append(hook)
+        return hook
+
     def __bool__(self) -> bool:
-        return bool(self.request or self.response or self.error)
+        return bool(self.request or self.response or self.error or self.attempt)
 
 
 class HooksLayer(ProviderLayer):

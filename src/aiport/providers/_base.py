@@ -31,7 +31,11 @@ from aiport._redact import Redactor
 from aiport._sse import ServerSentEvent, SSEDecoder
 from aiport._types import ProviderModel
 
-__all__ = ["HttpProvider", "encode_json"]
+__all__ = ["HttpProvider", "ResponseListener", "encode_json"]
+
+#: Called with (HTTP status, response headers, model) for every answer a provider gets:
+#: how layers such as the rate limiter learn from headers without parsing bodies.
+ResponseListener = Callable[[int, Mapping[str, str], "str | None"], None]
 
 
 def encode_json(payload: Mapping[str, Any]) -> bytes:
@@ -79,6 +83,8 @@ class HttpProvider(ModelProvider):
         self._clock = clock
         #: Scrubs the credentials this provider used out of every error it raises.
         self.redactor = Redactor()
+        #: Told of every HTTP answer (status, headers, model); see ``ResponseListener``.
+        self.response_listeners: list[ResponseListener] = []
 
     @property
     def models(self) -> Mapping[str, ProviderModel]:
@@ -159,6 +165,7 @@ class HttpProvider(ModelProvider):
             )
         except TransportError as exc:
             raise self.transport_error(exc, model) from exc
+        self._observe(response.status, response.headers, model)
         if response.status >= 300:
             self._invalidate_on_auth_failure(response.status)
             raise self.error_from_body(response.status, response.headers, response.body, model)
@@ -210,6 +217,7 @@ class HttpProvider(ModelProvider):
                 body=encode_json(payload),
                 timeouts=self.timeouts_for(model, timeout),
             ) as response:
+                self._observe(response.status, response.headers, model)
                 if response.status >= 300:
                     self._invalidate_on_auth_failure(response.status)
                     body = await response.read_all()
@@ -230,6 +238,10 @@ class HttpProvider(ModelProvider):
             raise self.transport_error(exc, model, headers=headers) from exc
         for event in decoder.flush():
             yield event
+
+    def _observe(self, status: int, headers: Mapping[str, str], model: str | None) -> None:
+        for listener in self.response_listeners:
+            listener(status, headers, model)
 
     def _invalidate_on_auth_failure(self, status: int) -> None:
         # A 401 may mean the key was rotated: resolve it again on the next call.

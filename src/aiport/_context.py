@@ -1,0 +1,67 @@
+"""The context of one call, shared by the layers that serve it.
+
+Options describe *what* to ask the model; the call context carries *how* the service
+runs the call: its priority in rate-limit queues, its deadline, whether another
+deployment could take over (then a silent route is not waited on twice), and the record
+of every attempt made. The service opens a context per call; layers read it with
+``current_call()``. A ``ContextVar`` (not module state): each task sees its own call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiport._types import Attempt
+
+__all__ = ["CallContext", "call_scope", "current_call"]
+
+
+@dataclass(slots=True)
+class CallContext:
+    """How the service runs one call.
+
+    Attributes:
+        priority: higher is served first by rate-limit queues (FIFO within a priority).
+        deadline: ``time.monotonic()`` value after which no new attempt starts.
+        has_alternatives: another deployment or fallback can take over after a failure.
+        attempts: every attempt made so far, in order.
+        listeners: called with each attempt as it is recorded (hooks, circuit breakers).
+    """
+
+    priority: int = 0
+    deadline: float | None = None
+    has_alternatives: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    listeners: list[Callable[[Attempt], Awaitable[None] | None]] = field(default_factory=list)
+
+    async def record(self, attempt: Attempt) -> None:
+        """Add ``attempt`` to the record and tell the listeners (plain or async)."""
+        self.attempts.append(attempt)
+        for listener in self.listeners:
+            result = listener(attempt)
+            if inspect.isawaitable(result):
+                await result
+
+
+_CURRENT: ContextVar[CallContext | None] = ContextVar("aiport_call", default=None)
+
+
+def current_call() -> CallContext | None:
+    """The context of the call being served, if any."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def call_scope(context: CallContext) -> Iterator[CallContext]:
+    """Make ``context`` current for the code inside the ``with`` block."""
+    token = _CURRENT.set(context)
+    try:
+        yield context
+    finally:
+        _CURRENT.reset(token)

@@ -37,6 +37,10 @@ Answers
     ``json.dumps({"echo": <last user text>})``; ``json_schema`` (and Anthropic
     ``output_config.format`` / ``output_format`` of type ``json_schema``) answers a compact
     JSON instance generated from the schema (see below).
+    Anthropic prefill: a request whose last message is an assistant text continues it:
+    the answer is the rest of the full answer after that text (the whole answer when it
+    does not start with it). Trailing whitespace in the prefill is a 400, as in the real
+    API, and so is any prefill for a model named in ``Emulator(reject_prefill=...)``.
 Output tokens and stopping
     The answer is split into tokens with ``re.findall(r"\\s*\\S+", text)`` (a word with its
     leading whitespace); the returned text is exactly those tokens joined, and streams send

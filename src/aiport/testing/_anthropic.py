@@ -40,9 +40,16 @@ def _result_text(block: dict[str, Any]) -> str:
 class AnthropicRoutes:
     """Answers Anthropic requests."""
 
-    def __init__(self, *, api_keys: frozenset[str] | None, window: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        *,
+        api_keys: frozenset[str] | None,
+        window: Callable[[str], int],
+        reject_prefill: frozenset[str] = frozenset(),
+    ) -> None:
         self._keys = api_keys
         self._window = window
+        self._reject_prefill = reject_prefill
 
     # ------------------------------------------------------------------ plumbing
 
@@ -327,6 +334,22 @@ class AnthropicRoutes:
         if total > self._window(body["model"]):
             return self.context_length_error(call, total)
         messages: list[dict[str, Any]] = body["messages"]
+        prefill = ""
+        if messages[-1]["role"] == "assistant":
+            # A prefilled answer: the model continues it rather than starting over.
+            if body["model"] in self._reject_prefill:
+                return self._bad(
+                    call, "Prefilling assistant messages is not supported for this model."
+                )
+            prefill = "".join(
+                b["text"]
+                for b in c.anthropic_blocks(messages[-1]["content"])
+                if b.get("type") == "text" and isinstance(b.get("text"), str)
+            )
+            if prefill != prefill.rstrip():
+                return self._bad(
+                    call, "messages: final assistant content cannot end with trailing whitespace"
+                )
         last_blocks = (
             c.anthropic_blocks(messages[-1]["content"]) if messages[-1]["role"] == "user" else []
         )
@@ -369,6 +392,8 @@ class AnthropicRoutes:
             schema = self._output_schema(body)
             if schema is not None:
                 answer = _dumps(c.schema_instance(schema))
+            if prefill and answer.startswith(prefill):
+                answer = answer[len(prefill) :]
             plan = c.plan_text(answer, body["max_tokens"], body.get("stop_sequences") or [])
             stop_reason = {"end": "end_turn", "length": "max_tokens", "stop": "stop_sequence"}[
                 plan.reason

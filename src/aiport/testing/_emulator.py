@@ -67,6 +67,8 @@ class Emulator:
     ``api_keys``: None accepts any non-empty key, otherwise only these (401 otherwise).
     ``context_window`` is the prompt-token limit of every model unless ``context_windows``
     names the model. ``stream_delay`` seconds are slept between SSE events.
+    Anthropic models named in ``reject_prefill`` refuse a prefilled assistant answer with
+    a 400, as some real models do; the others continue it.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Emulator:
         stream_delay: float = 0.0,
         *,
         context_windows: Mapping[str, int] | None = None,
+        reject_prefill: Iterable[str] = (),
     ) -> None:
         if stream_delay < 0:
             raise ValueError("stream_delay must be >= 0")
@@ -98,7 +101,9 @@ class Emulator:
         self._openai = OpenAIRoutes(
             api_keys=keys, window=self._window, files=self._files, base_url=lambda: self.url
         )
-        self._anthropic = AnthropicRoutes(api_keys=keys, window=self._window)
+        self._anthropic = AnthropicRoutes(
+            api_keys=keys, window=self._window, reject_prefill=frozenset(reject_prefill)
+        )
 
     # ------------------------------------------------------------------ addresses
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from aiport._types import Attempt
 
-__all__ = ["CallContext", "call_scope", "current_call"]
+T = TypeVar("T")
+
+__all__ = ["CallContext", "call_scope", "current_call", "scoped_stream"]
 
 
 @dataclass(slots=True)
@@ -65,3 +67,21 @@ def call_scope(context: CallContext) -> Iterator[CallContext]:
         yield context
     finally:
         _CURRENT.reset(token)
+
+
+async def scoped_stream(context: CallContext, events: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Iterate ``events`` with ``context`` current while its first item is produced.
+
+    A stream's layers read ``current_call()`` when they start, that is during the first
+    ``anext``; keeping the variable set across a ``yield`` would leak it into the
+    consumer's context (and fail to reset when the consumer iterates from several tasks,
+    as the sync API does).
+    """
+    with call_scope(context):
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            return
+    yield first
+    async for item in events:
+        yield item

@@ -42,6 +42,9 @@ class ModelProvider(ABC):
     name: str
     #: A human description.
     description: str = ""
+    #: Whether the provider continues a final assistant message (an answer "prefill").
+    #: Stream recovery continues a broken stream that way, instead of restarting it.
+    supports_prefill: bool = False
 
     @property
     @abstractmethod
@@ -106,6 +109,7 @@ class ProviderLayer(ModelProvider):
         self.inner = inner
         self.name = inner.name
         self.description = inner.description
+        self.supports_prefill = inner.supports_prefill
 
     @property
     def models(self) -> Mapping[str, ProviderModel]:

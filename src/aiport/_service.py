@@ -28,6 +28,7 @@ from aiport._errors import (
 )
 from aiport._provider import LayerFactory, ModelProvider, wrap
 from aiport._registry import ProviderContext, ProviderRegistry
+from aiport._routing import Router
 from aiport._stream import CompletionStream
 from aiport._suggest import close_matches
 from aiport._sync import LoopThread
@@ -127,6 +128,7 @@ class ProviderService:
         self._lock = threading.RLock()
         self._call_ids = itertools.count(1)
         self._runner = LoopThread()
+        self._router = Router(self, clock)
         self._closed = False
         self._check_types()
 
@@ -360,18 +362,16 @@ class ProviderService:
         options_type: type[OptionsT],
         options: OptionsT | Mapping[str, Any] | None,
         kwargs: dict[str, Any],
-    ) -> tuple[ModelProvider, OptionsT]:
+    ) -> OptionsT:
+        """The call's options, validated; ``model`` is still the id the caller wrote."""
         self._check_open()
         data: dict[str, Any]
         if options is None:
             data = kwargs
         elif isinstance(options, options_type):
-            data = options.model_dump(exclude_unset=True, by_alias=False) if kwargs else {}
             if not kwargs:
-                model_id = options.model  # type: ignore[attr-defined]
-                resolved = self.resolve_model(model_id)
-                provider = self.get_provider(resolved.provider)
-                return provider, _apply_defaults(options, resolved)
+                return options
+            data = options.model_dump(exclude_unset=True, by_alias=False)
             data.update(kwargs)
         elif isinstance(options, Mapping):
             data = {**options, **kwargs}
@@ -389,36 +389,65 @@ class ProviderService:
                 model=str(model_id),
                 reason="invalid_options",
             ) from None
-        resolved = self.resolve_model(str(model_id))
-        return self.get_provider(resolved.provider), _apply_defaults(built, resolved)
+        return built
 
     async def complete(
         self,
         options: ModelCompletionOptions | Mapping[str, Any] | None = None,
         /,
+        *,
+        fallbacks: Sequence[str] | bool | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> ModelCompletionResponse:
-        """Run a completion. Give an options object, or its fields as keywords."""
-        provider, prepared = self._prepare(ModelCompletionOptions, options, kwargs)
-        with _ErrorGuard(provider.name, prepared.model):
-            return await provider.complete(prepared)
+        """Run a completion. Give an options object, or its fields as keywords.
+
+        Args:
+            fallbacks: model ids to try, in order, when the model fails (replacing the
+                configured ones); ``False`` for none; ``None`` for the configured ones.
+            priority: the call's place in rate-limit queues (higher first).
+        """
+        prepared = self._prepare(ModelCompletionOptions, options, kwargs)
+        with _ErrorGuard(prepared.model):
+            return await self._router.call(
+                prepared.model,
+                prepared,
+                _run_complete,
+                fallbacks=fallbacks,
+                priority=priority,
+            )
 
     def stream(
         self,
         options: ModelCompletionOptions | Mapping[str, Any] | None = None,
         /,
+        *,
+        fallbacks: Sequence[str] | bool | None = None,
+        priority: int = 0,
+        recovery: bool | None = None,
         **kwargs: Any,
     ) -> CompletionStream:
         """Run a completion as a stream: iterate it with ``async for`` (or ``async with``).
 
         The last event is a ``StreamFinishEvent`` with the complete response, also
-        available as ``stream.response`` afterwards.
+        available as ``stream.response`` afterwards. A failure before the first event is
+        retried or falls back invisibly; after it, the stream raises
+        ``StreamInterruptedError`` (with the text delivered so far) unless ``recovery``
+        (default: the ``stream_recovery`` setting) is on, which continues the answer or
+        restarts it after a ``RestartEvent``. See ``complete`` for the other arguments.
         """
-        provider, prepared = self._prepare(ModelCompletionOptions, options, kwargs)
+        prepared = self._prepare(ModelCompletionOptions, options, kwargs)
+        recover = self.config.stream_recovery if recovery is None else recovery
 
         async def events() -> AsyncIterator[StreamEvent]:
-            with _ErrorGuard(provider.name, prepared.model):
-                async for event in provider.stream(prepared):
+            with _ErrorGuard(prepared.model):
+                async for event in self._router.stream(
+                    prepared.model,
+                    prepared,
+                    fallbacks=fallbacks,
+                    priority=priority,
+                    recovery=recover,
+                ):
                     yield event
 
         return CompletionStream(events())
@@ -427,23 +456,33 @@ class ProviderService:
         self,
         options: ModelEmbeddingOptions | Mapping[str, Any] | None = None,
         /,
+        *,
+        fallbacks: Sequence[str] | bool | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> ModelEmbeddingResponse:
         """Embed one text or many; vectors come back in input order."""
-        provider, prepared = self._prepare(ModelEmbeddingOptions, options, kwargs)
-        with _ErrorGuard(provider.name, prepared.model):
-            return await provider.embed(prepared)
+        prepared = self._prepare(ModelEmbeddingOptions, options, kwargs)
+        with _ErrorGuard(prepared.model):
+            return await self._router.call(
+                prepared.model, prepared, _run_embed, fallbacks=fallbacks, priority=priority
+            )
 
     async def generate_image(
         self,
         options: ImageGenerationOptions | Mapping[str, Any] | None = None,
         /,
+        *,
+        fallbacks: Sequence[str] | bool | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> ImageGenerationResponse:
         """Generate images from a prompt."""
-        provider, prepared = self._prepare(ImageGenerationOptions, options, kwargs)
-        with _ErrorGuard(provider.name, prepared.model):
-            return await provider.generate_image(prepared)
+        prepared = self._prepare(ImageGenerationOptions, options, kwargs)
+        with _ErrorGuard(prepared.model):
+            return await self._router.call(
+                prepared.model, prepared, _run_image, fallbacks=fallbacks, priority=priority
+            )
 
     # ------------------------------------------------------------------ sync twins
 
@@ -594,6 +633,24 @@ def _apply_defaults(options: OptionsT, resolved: ResolvedModel) -> OptionsT:
     return options.model_copy(update=update)
 
 
+async def _run_complete(
+    provider: ModelProvider, options: ModelCompletionOptions
+) -> ModelCompletionResponse:
+    return await provider.complete(options)
+
+
+async def _run_embed(
+    provider: ModelProvider, options: ModelEmbeddingOptions
+) -> ModelEmbeddingResponse:
+    return await provider.embed(options)
+
+
+async def _run_image(
+    provider: ModelProvider, options: ImageGenerationOptions
+) -> ImageGenerationResponse:
+    return await provider.generate_image(options)
+
+
 def _describe_validation(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
@@ -609,10 +666,9 @@ class _ErrorGuard:
     the caller as a bare ``KeyError`` (the original stays as ``__cause__``).
     """
 
-    __slots__ = ("_model", "_provider")
+    __slots__ = ("_model",)
 
-    def __init__(self, provider: str, model: str) -> None:
-        self._provider = provider
+    def __init__(self, model: str) -> None:
         self._model = model
 
     def __enter__(self) -> None:
@@ -629,8 +685,7 @@ class _ErrorGuard:
         if not isinstance(exc, Exception):
             return  # cancellation, KeyboardInterrupt: let them through
         raise ProviderAPIError(
-            f"unexpected {type(exc).__name__} inside aiport while calling {self._provider}",
-            provider=self._provider,
+            f"unexpected {type(exc).__name__} inside aiport while calling {self._model!r}",
             model=self._model,
             reason="internal_error",
         ) from exc

@@ -89,9 +89,13 @@ class ErrorEvent:
 
 @dataclass(frozen=True, slots=True)
 class AttemptEvent:
-    """One attempt of a call ended (retries and fallbacks each make one)."""
+    """One attempt of a call ended (retries and fallbacks each make one).
 
-    call_id: int
+    ``requested_model`` is the model id the caller asked for; ``attempt`` names the
+    deployment that was tried, how it ended and how long it waited first.
+    """
+
+    requested_model: str
     attempt: Attempt
 
 

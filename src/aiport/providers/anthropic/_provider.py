@@ -54,6 +54,8 @@ class AnthropicProvider(HttpProvider):
     ``ProviderCapabilityError``: Anthropic offers neither.
     """
 
+    supports_prefill = True
+
     def __init__(
         self,
         *,

@@ -75,6 +75,7 @@ _EXPORTS: dict[str, str] = {
     "RequestEvent": "aiport.layers._hooks",
     "ResponseEvent": "aiport.layers._hooks",
     "ErrorEvent": "aiport.layers._hooks",
+    "AttemptEvent": "aiport.layers._hooks",
     # errors
     "AiportError": "aiport._errors",
     "ErrorCode": "aiport._errors",
@@ -99,6 +100,7 @@ __all__ = [
     "AgentConfig",
     "AiportError",
     "Attempt",
+    "AttemptEvent",
     "CacheConfig",
     "CompletionStream",
     "ConfigError",
@@ -249,4 +251,10 @@ if TYPE_CHECKING:
         Usage,
         UsageEvent,
     )
-    from aiport.layers._hooks import ErrorEvent, Hooks, RequestEvent, ResponseEvent
+    from aiport.layers._hooks import (
+        AttemptEvent,
+        ErrorEvent,
+        Hooks,
+        RequestEvent,
+        ResponseEvent,
+    )

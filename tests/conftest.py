@@ -35,6 +35,8 @@ def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
 def emulator_config(emulator: Emulator, **extra: Any) -> dict[str, Any]:
     """A config with `openai` and `anthropic` pointed at the emulator."""
     config: dict[str, Any] = {
+        # One attempt: these tests look at each failure itself (retries have their own).
+        "retry": {"max_attempts": 1},
         "providers": {
             "openai": {
                 "type": "openai",

@@ -44,6 +44,7 @@ from aiport._types import (
     StreamEvent,
 )
 from aiport.layers._hooks import Hooks, HooksLayer
+from aiport.layers._retry import RetryBudget, RetryLayer
 
 if TYPE_CHECKING:
     from aiport._config import AgentConfig, ProviderConfig, ProviderModelConfig
@@ -214,9 +215,15 @@ class ProviderService:
         )
         adapter = provider_type.build(context)
         self._http[name] = http
-        # Hooks outermost (they time everything), then the caller's layers, then the adapter.
-        return HooksLayer(
+        # Hooks outermost (they time the whole call), then retries (the only retry owner),
+        # then the caller's layers, then the adapter.
+        retry = RetryLayer(
             wrap(adapter, *self._layers),
+            policy=lambda model: self.config.effective_retry(name, model),
+            budget=RetryBudget.from_config(self.config.effective_retry(name)),
+        )
+        return HooksLayer(
+            retry,
             hooks=self.hooks,
             log_level=logging.INFO if self.config.log_requests else logging.DEBUG,
             clock=self._clock,

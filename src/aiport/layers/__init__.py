@@ -1,6 +1,7 @@
 """Layers: providers that wrap a provider to add one cross-cutting concern each."""
 
 from aiport.layers._hooks import (
+    AttemptEvent,
     ErrorEvent,
     Hook,
     HookEvent,
@@ -9,8 +10,10 @@ from aiport.layers._hooks import (
     RequestEvent,
     ResponseEvent,
 )
+from aiport.layers._retry import RetryBudget, RetryLayer
 
 __all__ = [
+    "AttemptEvent",
     "ErrorEvent",
     "Hook",
     "HookEvent",
@@ -18,4 +21,6 @@ __all__ = [
     "HooksLayer",
     "RequestEvent",
     "ResponseEvent",
+    "RetryBudget",
+    "RetryLayer",
 ]

@@ -26,7 +26,9 @@ When to stop
     After ``max_attempts`` attempts; when the wait would end past the call's deadline
     (the earlier of ``first attempt + deadline`` and the call context's deadline); or when
     the provider's :class:`RetryBudget` is spent. The error raised is the last attempt's,
-    with ``attempts`` set to the number of attempts made.
+    with ``attempts`` set to the number of attempts made. The deadline decides whether
+    another attempt may start; an attempt under way is bounded by the provider's own
+    timeouts, and the first attempt is always made.
 
 Streams
     A failure before the first event reached the caller is retried like any other; after

@@ -21,7 +21,24 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["CallContext", "call_scope", "current_call", "scoped_stream"]
+__all__ = ["CacheControl", "CallContext", "call_scope", "current_call", "scoped_stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheControl:
+    """Per-call control of the response cache.
+
+    Attributes:
+        enabled: use the cache for this call (``None``: as configured).
+        read: look for a cached answer.
+        write: store the answer.
+        ttl: seconds the stored answer stays valid (``None``: the configured ttl).
+    """
+
+    enabled: bool | None = None
+    read: bool = True
+    write: bool = True
+    ttl: float | None = None
 
 
 @dataclass(slots=True)
@@ -34,6 +51,7 @@ class CallContext:
         has_alternatives: another deployment or fallback can take over after a failure.
         attempts: every attempt made so far, in order.
         listeners: called with each attempt as it is recorded (hooks, circuit breakers).
+        cache: the caller's cache control for this call, if any.
     """
 
     priority: int = 0
@@ -41,6 +59,7 @@ class CallContext:
     has_alternatives: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     listeners: list[Callable[[Attempt], Awaitable[None] | None]] = field(default_factory=list)
+    cache: CacheControl | None = None
 
     async def record(self, attempt: Attempt) -> None:
         """Add ``attempt`` to the record and tell the listeners (plain or async)."""

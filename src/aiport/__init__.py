@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # service and interfaces
     "ProviderService": "aiport._service",
-    "ResolvedModel": "aiport._service",
+    "ResolvedModel": "aiport._routing",
     "CompletionStream": "aiport._stream",
     "ModelProvider": "aiport._provider",
     "ProviderLayer": "aiport._provider",
@@ -218,8 +218,9 @@ if TYPE_CHECKING:
     )
     from aiport._provider import LayerFactory, ModelProvider, ProviderLayer, wrap
     from aiport._registry import ProviderContext, ProviderRegistry, ProviderType
+    from aiport._routing import ResolvedModel
     from aiport._secrets import SecretResolver
-    from aiport._service import ProviderService, ResolvedModel
+    from aiport._service import ProviderService
     from aiport._stream import CompletionStream
     from aiport._types import (
         Attempt,

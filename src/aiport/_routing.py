@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel
+
 from aiport._context import CallContext, call_scope, scoped_stream
 from aiport._errors import (
     ContentFilterError,
@@ -51,13 +53,14 @@ from aiport._types import (
 )
 
 if TYPE_CHECKING:
-    from aiport._config import FallbackTrigger
+    from aiport._config import FallbackTrigger, ProviderModelConfig
     from aiport._provider import ModelProvider
-    from aiport._service import ProviderService, ResolvedModel
+    from aiport._service import ProviderService
 
-__all__ = ["Router", "Target", "fallback_kind"]
+__all__ = ["ResolvedModel", "Router", "Target", "apply_defaults", "fallback_kind"]
 
 ResultT = TypeVar("ResultT")
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 logger = logging.getLogger("aiport")
 
 
@@ -87,6 +90,44 @@ def fallback_kind(error: BaseException) -> FallbackTrigger | None:
         if error.reason == "server_error" or (error.status_code or 0) >= 500:
             return "server_error"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    """Where a model id leads.
+
+    Attributes:
+        requested: the id as the caller wrote it.
+        provider: the provider's configured name.
+        model: the model name sent to the provider.
+        config: the model's own settings, when the config has a table for it.
+    """
+
+    requested: str
+    provider: str
+    model: str
+    config: ProviderModelConfig | None = None
+
+    @property
+    def qualified_id(self) -> str:
+        """``provider:model``."""
+        return f"{self.provider}:{self.model}"
+
+
+def apply_defaults(options: OptionsT, resolved: ResolvedModel) -> OptionsT:
+    update: dict[str, Any] = {"model": resolved.model}
+    model_config = resolved.config
+    if model_config is not None and isinstance(options, ModelCompletionOptions):
+        for field_name in ("temperature", "top_p", "max_tokens"):
+            if (
+                getattr(options, field_name) is None
+                and getattr(model_config, field_name) is not None
+            ):
+                update[field_name] = getattr(model_config, field_name)
+    if model_config is not None and model_config.provider_options:
+        current = getattr(options, "provider_options", {})
+        update["provider_options"] = {**model_config.provider_options, **current}
+    return options.model_copy(update=update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +200,7 @@ class Router:
     # ------------------------------------------------------------------ calls
 
     def _options_for(self, options: Any, target: Target) -> Any:
-        from aiport._service import _apply_defaults
-
-        return _apply_defaults(options, target.resolved)
+        return apply_defaults(options, target.resolved)
 
     def _may_fall_back(self, error: ProviderError, failed: Target, rest: list[Target]) -> bool:
         kind = fallback_kind(error)

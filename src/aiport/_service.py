@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -28,7 +27,7 @@ from aiport._errors import (
 )
 from aiport._provider import LayerFactory, ModelProvider, wrap
 from aiport._registry import ProviderContext, ProviderRegistry
-from aiport._routing import Router
+from aiport._routing import ResolvedModel, Router
 from aiport._stream import CompletionStream
 from aiport._suggest import close_matches
 from aiport._sync import LoopThread
@@ -56,28 +55,6 @@ __all__ = ["ProviderService", "ResolvedModel"]
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 _MAX_ALIAS_DEPTH = 8
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedModel:
-    """Where a model id leads.
-
-    Attributes:
-        requested: the id as the caller wrote it.
-        provider: the provider's configured name.
-        model: the model name sent to the provider.
-        config: the model's own settings, when the config has a table for it.
-    """
-
-    requested: str
-    provider: str
-    model: str
-    config: ProviderModelConfig | None = None
-
-    @property
-    def qualified_id(self) -> str:
-        """``provider:model``."""
-        return f"{self.provider}:{self.model}"
 
 
 class ProviderService:
@@ -622,22 +599,6 @@ def _merge_model(
         if value is not None:
             update[field_name] = value
     return base.model_copy(update=update)
-
-
-def _apply_defaults(options: OptionsT, resolved: ResolvedModel) -> OptionsT:
-    update: dict[str, Any] = {"model": resolved.model}
-    model_config = resolved.config
-    if model_config is not None and isinstance(options, ModelCompletionOptions):
-        for field_name in ("temperature", "top_p", "max_tokens"):
-            if (
-                getattr(options, field_name) is None
-                and getattr(model_config, field_name) is not None
-            ):
-                update[field_name] = getattr(model_config, field_name)
-    if model_config is not None and model_config.provider_options:
-        current = getattr(options, "provider_options", {})
-        update["provider_options"] = {**model_config.provider_options, **current}
-    return options.model_copy(update=update)
 
 
 async def _run_complete(

@@ -334,3 +334,46 @@ async def test_closed_service_refuses_calls(emulator: Emulator) -> None:
     await service.aclose()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         await service.complete(model="openai:gpt-4o", messages="x")
+
+
+async def test_response_cache_per_call_and_per_config(emulator: Emulator) -> None:
+    async with ProviderService(emulator_config(emulator), env={}) as service:
+        first = await service.complete(model="openai:gpt-4o", messages="cache me", cache=True)
+        seen = emulator.count()
+        again = await service.complete(model="openai:gpt-4o", messages="cache me", cache=True)
+        assert emulator.count() == seen  # served from the cache
+        assert again.text == first.text
+        await service.complete(model="openai:gpt-4o", messages="cache me")
+        assert emulator.count() == seen + 1  # caching is off unless asked for
+    config = emulator_config(emulator, cache={"enabled": True, "ttl": 60})
+    async with ProviderService(config, env={}) as service:
+        await service.complete(model="anthropic:claude-sonnet-4-6", messages="x")
+        seen = emulator.count()
+        await service.stream(model="anthropic:claude-sonnet-4-6", messages="x").until_done()
+        assert emulator.count() == seen  # a cached answer replays as a stream
+        await service.complete(model="anthropic:claude-sonnet-4-6", messages="x", cache=False)
+        assert emulator.count() == seen + 1
+
+
+async def test_rate_limits_from_config_are_enforced_without_retries(emulator: Emulator) -> None:
+    config = emulator_config(
+        emulator,
+        retry={"max_attempts": 3},
+        rate_limit={"requests_per_minute": 3, "max_queue_wait": 0},
+    )
+    config["providers"]["anthropic"]["models"] = {
+        "claude-haiku-4-5": {"rate_limit": {"requests_per_minute": 1, "max_queue_wait": 0}}
+    }
+    async with ProviderService(config, env={}) as service:
+        for _ in range(3):
+            await service.complete(model="openai:gpt-4o", messages="x")
+        with pytest.raises(ProviderRateLimitError) as info:
+            await service.complete(model="openai:gpt-4o", messages="x")
+        assert info.value.reason == "local_rate_limit"
+        assert info.value.retry_after is not None and 0 < info.value.retry_after <= 60
+        assert emulator.count("/v1/chat/completions") == 3  # the refusal was not retried
+        # Each provider counts its own; a model table adds a bucket of its own.
+        await service.complete(model="anthropic:claude-haiku-4-5", messages="x")
+        with pytest.raises(ProviderRateLimitError):
+            await service.complete(model="anthropic:claude-haiku-4-5", messages="x")
+        await service.complete(model="anthropic:claude-sonnet-4-6", messages="x")

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "ProviderService": "aiport._service",
     "ResolvedModel": "aiport._routing",
     "CompletionStream": "aiport._stream",
+    "CacheControl": "aiport._context",
     "ModelProvider": "aiport._provider",
     "ProviderLayer": "aiport._provider",
     "LayerFactory": "aiport._provider",
@@ -102,6 +103,7 @@ __all__ = [
     "Attempt",
     "AttemptEvent",
     "CacheConfig",
+    "CacheControl",
     "CompletionStream",
     "ConfigError",
     "ConfigProblem",
@@ -196,6 +198,7 @@ if TYPE_CHECKING:
         TimeoutConfig,
         load_config,
     )
+    from aiport._context import CacheControl
     from aiport._credentials import CredentialSource, StaticCredential
     from aiport._errors import (
         AiportError,

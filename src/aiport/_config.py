@@ -526,7 +526,29 @@ class CacheConfig(_ConfigModel):
         3600.0, gt=0, allow_inf_nan=False, description="Seconds an entry stays valid."
     )
     max_entries: int = Field(
-        10_000, gt=0, description="Entries kept before the least recently used are evicted."
+        10_000,
+        gt=0,
+        description=(
+            "Entries kept before the least recently used are evicted (memory; the SQLite "
+            "file drops those closest to expiry first)."
+        ),
+    )
+    max_bytes: int = Field(
+        128 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Bytes of keys and values the memory backend keeps before evicting the least "
+            "recently used (an entry larger than this is not cached)."
+        ),
+    )
+    redis_timeout: float = Field(
+        0.02,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds a Redis cache operation may take (connecting included) before the call "
+            "goes on without the cache; raise it for a distant Redis."
+        ),
     )
 
 
@@ -603,6 +625,10 @@ class ProviderModelConfig(_ConfigModel):
         ge=0,
         allow_inf_nan=False,
         description="Price of a million input tokens read from the provider's prompt cache.",
+    )
+    cache: bool | None = Field(
+        None,
+        description="Cache this model's answers; unset: as the cache table says (cache.enabled).",
     )
 
     @field_validator("max_tokens")

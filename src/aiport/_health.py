@@ -132,7 +132,10 @@ class DeploymentHealth:
     def failed(self, error: BaseException) -> None:
         """The call started by ``begin`` failed with ``error``."""
         self.in_flight -= 1
-        if isinstance(error, ProviderRateLimitError) and error.reason != "local_rate_limit":
+        if isinstance(error, ProviderRateLimitError) and error.reason not in (
+            "local_rate_limit",
+            "limiter_unavailable",
+        ):
             wait = error.retry_after if error.retry_after is not None else _DEFAULT_COOLING
             self._cooling_until = max(self._cooling_until, self._clock() + wait)
         if not counts_as_failure(error):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from aiport._context import CallContext, call_scope, scoped_stream
+from aiport._context import CacheControl, CallContext, call_scope, scoped_stream
 from aiport._errors import (
     ContentFilterError,
     ContextLengthExceededError,
@@ -222,8 +222,10 @@ class Router:
         known = self._service.known_models(target.resolved.provider).get(target.resolved.model)
         return known.context_window if known is not None else None
 
-    def _context(self, model_id: str, priority: int) -> CallContext:
-        context = CallContext(priority=priority)
+    def _context(
+        self, model_id: str, priority: int, cache: CacheControl | None = None
+    ) -> CallContext:
+        context = CallContext(priority=priority, cache=cache)
         hooks = self._service.hooks
         if hooks.attempt:
             from aiport.layers._hooks import AttemptEvent
@@ -275,11 +277,12 @@ class Router:
         *,
         fallbacks: Sequence[str] | bool | None,
         priority: int,
+        cache: CacheControl | None = None,
     ) -> ResultT:
         """Run ``run(provider, options)`` on the first target that succeeds."""
         targets = self.plan(model_id, fallbacks)
         planned = list(targets)
-        context = self._context(model_id, priority)
+        context = self._context(model_id, priority, cache)
         last_error: ProviderError | None = None
         with call_scope(context):
             while True:
@@ -316,11 +319,12 @@ class Router:
         fallbacks: Sequence[str] | bool | None,
         priority: int,
         recovery: bool,
+        cache: CacheControl | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream from the first target that starts; handle failures after the start."""
         targets = self.plan(model_id, fallbacks)
         planned = list(targets)
-        context = self._context(model_id, priority)
+        context = self._context(model_id, priority, cache)
         delivered: list[str] = []  # text the caller holds (since the last restart)
         prefillable = True  # all delivered content is plain text, so it can be continued
         interrupted: ProviderError | None = None  # the mid-stream failure being recovered

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from aiport._cache import CacheBackend, backend_from_config, enabled_for, scope_digest
+from aiport._context import CacheControl
 from aiport._errors import (
     AiportError,
     ConfigError,
@@ -25,6 +27,7 @@ from aiport._errors import (
     ProviderAPIError,
     ProviderNotFoundError,
 )
+from aiport._limits import Limiter, create_limiter, limit_scope
 from aiport._provider import LayerFactory, ModelProvider, wrap
 from aiport._registry import ProviderContext, ProviderRegistry
 from aiport._routing import ResolvedModel, Router
@@ -42,11 +45,21 @@ from aiport._types import (
     ProviderModel,
     StreamEvent,
 )
+from aiport.layers._cache import CacheLayer
 from aiport.layers._hooks import Hooks, HooksLayer
+from aiport.layers._ratelimit import RateLimitLayer
 from aiport.layers._retry import RetryBudget, RetryLayer
 
 if TYPE_CHECKING:
-    from aiport._config import AgentConfig, ProviderConfig, ProviderModelConfig
+    from pydantic import SecretStr
+
+    from aiport._config import (
+        AgentConfig,
+        LimiterBackend,
+        ProviderConfig,
+        ProviderModelConfig,
+        RateLimitConfig,
+    )
     from aiport._credentials import CredentialSource
     from aiport._http import HttpClient, HttpTimeouts
     from aiport._secrets import SecretResolver
@@ -107,10 +120,26 @@ class ProviderService:
         self._call_ids = itertools.count(1)
         self._runner = LoopThread()
         self._router = Router(self, clock)
+        self._cache: CacheBackend | None = None
+        self._limiters: dict[str, Limiter] = {}
         self._closed = False
         self._check_types()
 
     # ------------------------------------------------------------------ providers
+
+    @property
+    def _cache_backend(self) -> CacheBackend:
+        """The response cache store, shared by every provider (made on first use)."""
+        if self._cache is None:
+            with self._lock:
+                if self._cache is None:
+                    redis_url = None
+                    if self.config.cache.backend == "redis" and self.config.redis_url:
+                        redis_url = self._resolver.resolve(
+                            self.config.redis_url, what="redis_url"
+                        ).get_secret_value()
+                    self._cache = backend_from_config(self.config.cache, redis_url=redis_url)
+        return self._cache
 
     def _check_types(self) -> None:
         from aiport._errors import ConfigProblem
@@ -175,12 +204,13 @@ class ProviderService:
         config = self._provider_config(name)
         provider_type = self.registry.get(config.type)
         http = HttpClient(max_connections=config.max_connections)
+        credential = self._credential(name, config)
         context = ProviderContext(
             name=name,
             config=config,
             agent_config=self.config,
             http=http,
-            credential=self._credential(name, config),
+            credential=credential,
             models=self.known_models(name),
             timeouts=self._timeouts(name, None),
             model_timeouts={
@@ -192,20 +222,72 @@ class ProviderService:
         )
         adapter = provider_type.build(context)
         self._http[name] = http
-        # Hooks outermost (they time the whole call), then retries (the only retry owner),
-        # then the caller's layers, then the adapter.
-        retry = RetryLayer(
+        # Hooks outermost (they time the whole call), then the cache (a hit costs nothing
+        # below it), then retries (the only retry owner), then rate limits (each retry
+        # waits for its own turn), then the caller's layers, then the adapter.
+        limited = RateLimitLayer(
             wrap(adapter, *self._layers),
+            limits=self._limits_source(name),
+            limiter=self._limiter(self.config.effective_rate_limit(name).backend),
+            scope=limit_scope(name, _secret_now(credential)),
+        )
+        retry = RetryLayer(
+            limited,
             policy=lambda model: self.config.effective_retry(name, model),
             budget=RetryBudget.from_config(self.config.effective_retry(name)),
         )
-        return HooksLayer(
+
+        async def cache_scope() -> str:
+            # Answers are shared only by callers with the same provider and key; the key
+            # enters the digest, never the store.
+            secret = (await credential.get()).get_secret_value() if credential else ""
+            return scope_digest(name, secret)
+
+        cached = CacheLayer(
             retry,
+            backend=self._cache_backend,
+            ttl=self.config.cache.ttl,
+            enabled=enabled_for(self.config, name),
+            scope=cache_scope,
+        )
+        return HooksLayer(
+            cached,
             hooks=self.hooks,
             log_level=logging.INFO if self.config.log_requests else logging.DEBUG,
             clock=self._clock,
             call_ids=self._call_ids,
         )
+
+    def _limits_source(self, name: str) -> Callable[[str | None], RateLimitConfig | None]:
+        """The rate limits of provider ``name``: its own for ``None``, a model's when it has
+        a table of its own (else ``None``: the model shares the provider's buckets)."""
+        from aiport._config import _find_model
+
+        provider_config = self.config.providers[name]
+
+        def limits(model: str | None) -> RateLimitConfig | None:
+            if model is None:
+                return self.config.effective_rate_limit(name)
+            model_config = _find_model(provider_config, model)
+            if model_config is None or model_config.rate_limit is None:
+                return None
+            return self.config.effective_rate_limit(name, model)
+
+        return limits
+
+    def _limiter(self, backend: LimiterBackend) -> Limiter:
+        """The limiter of ``backend``, shared by every provider (buckets are per scope)."""
+        limiter = self._limiters.get(backend)
+        if limiter is None:
+            redis_url = None
+            if backend == "redis" and self.config.redis_url is not None:
+                redis_url = self._resolver.resolve(
+                    self.config.redis_url, what="redis_url"
+                ).get_secret_value()
+            limiter = self._limiters.setdefault(
+                backend, create_limiter(backend, redis_url=redis_url)
+            )
+        return limiter
 
     def _credential(self, name: str, config: ProviderConfig) -> CredentialSource | None:
         from aiport._credentials import SecretReference
@@ -382,6 +464,7 @@ class ProviderService:
         *,
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
+        cache: bool | CacheControl | None = None,
         **kwargs: Any,
     ) -> ModelCompletionResponse:
         """Run a completion. Give an options object, or its fields as keywords.
@@ -390,6 +473,9 @@ class ProviderService:
             fallbacks: model ids to try, in order, when the model fails (replacing the
                 configured ones); ``False`` for none; ``None`` for the configured ones.
             priority: the call's place in rate-limit queues (higher first).
+            cache: use the response cache for this call (``True``/``False``), or a
+                ``CacheControl`` (skip the read, skip the write, a custom ttl);
+                ``None``: as configured.
         """
         prepared = self._prepare(ModelCompletionOptions, options, kwargs)
         with _ErrorGuard(prepared.model):
@@ -399,6 +485,7 @@ class ProviderService:
                 _run_complete,
                 fallbacks=fallbacks,
                 priority=priority,
+                cache=_cache_control(cache),
             )
 
     def stream(
@@ -409,6 +496,7 @@ class ProviderService:
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
         recovery: bool | None = None,
+        cache: bool | CacheControl | None = None,
         **kwargs: Any,
     ) -> CompletionStream:
         """Run a completion as a stream: iterate it with ``async for`` (or ``async with``).
@@ -431,6 +519,7 @@ class ProviderService:
                     fallbacks=fallbacks,
                     priority=priority,
                     recovery=recover,
+                    cache=_cache_control(cache),
                 ):
                     yield event
 
@@ -443,13 +532,19 @@ class ProviderService:
         *,
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
+        cache: bool | CacheControl | None = None,
         **kwargs: Any,
     ) -> ModelEmbeddingResponse:
         """Embed one text or many; vectors come back in input order."""
         prepared = self._prepare(ModelEmbeddingOptions, options, kwargs)
         with _ErrorGuard(prepared.model):
             return await self._router.call(
-                prepared.model, prepared, _run_embed, fallbacks=fallbacks, priority=priority
+                prepared.model,
+                prepared,
+                _run_embed,
+                fallbacks=fallbacks,
+                priority=priority,
+                cache=_cache_control(cache),
             )
 
     async def generate_image(
@@ -459,13 +554,19 @@ class ProviderService:
         *,
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
+        cache: bool | CacheControl | None = None,
         **kwargs: Any,
     ) -> ImageGenerationResponse:
         """Generate images from a prompt."""
         prepared = self._prepare(ImageGenerationOptions, options, kwargs)
         with _ErrorGuard(prepared.model):
             return await self._router.call(
-                prepared.model, prepared, _run_image, fallbacks=fallbacks, priority=priority
+                prepared.model,
+                prepared,
+                _run_image,
+                fallbacks=fallbacks,
+                priority=priority,
+                cache=_cache_control(cache),
             )
 
     # ------------------------------------------------------------------ sync twins
@@ -522,8 +623,7 @@ class ProviderService:
         if self._closed:
             return
         self._closed = True
-        for provider in list(self._providers.values()):
-            await provider.aclose()
+        await self._close_providers()
         await self._close_on_current_loop()
         if self._runner.loop is not None:
             import asyncio
@@ -541,6 +641,10 @@ class ProviderService:
     async def _close_providers(self) -> None:
         for provider in list(self._providers.values()):
             await provider.aclose()
+        if self._cache is not None:
+            await self._cache.aclose()
+        for limiter in list(self._limiters.values()):
+            await limiter.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -599,6 +703,24 @@ def _merge_model(
         if value is not None:
             update[field_name] = value
     return base.model_copy(update=update)
+
+
+def _secret_now(credential: CredentialSource | None) -> str | None:
+    """The credential's current secret if it resolves now without I/O (for bucket scopes)."""
+    resolve_now = getattr(credential, "resolve_now", None)
+    if resolve_now is None:
+        return None
+    try:
+        secret: SecretStr = resolve_now()
+    except AiportError:
+        return None  # the call itself reports the missing credential
+    return secret.get_secret_value()
+
+
+def _cache_control(cache: bool | CacheControl | None) -> CacheControl | None:
+    if cache is None or isinstance(cache, CacheControl):
+        return cache
+    return CacheControl(enabled=cache)
 
 
 async def _run_complete(

@@ -1,5 +1,6 @@
 """Layers: providers that wrap a provider to add one cross-cutting concern each."""
 
+from aiport.layers._cache import CacheLayer, CacheStats
 from aiport.layers._hooks import (
     AttemptEvent,
     ErrorEvent,
@@ -10,16 +11,20 @@ from aiport.layers._hooks import (
     RequestEvent,
     ResponseEvent,
 )
+from aiport.layers._ratelimit import RateLimitLayer
 from aiport.layers._retry import RetryBudget, RetryLayer
 
 __all__ = [
     "AttemptEvent",
+    "CacheLayer",
+    "CacheStats",
     "ErrorEvent",
     "Hook",
     "HookEvent",
     "Hooks",
     "HooksLayer",
     "RequestEvent",
+    "RateLimitLayer",
     "ResponseEvent",
     "RetryBudget",
     "RetryLayer",

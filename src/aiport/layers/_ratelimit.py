@@ -1,0 +1,344 @@
+"""Client-side rate limiting: the layer in front of one provider (one API key).
+
+Every call takes, before it is sent, one request, its estimated tokens and a
+concurrency slot from two buckets: the provider bucket (every call made with this key)
+and the bucket of its model. Calls over a limit wait in the limiter's queue (higher
+``CallContext.priority`` first, FIFO within a priority) up to ``max_queue_wait`` and
+never past the call's deadline, then fail with ``ProviderRateLimitError`` (reason
+``"local_rate_limit"``, ``retry_after`` = seconds until room appears). When the call
+ends, its token reservation is corrected to the usage the provider reported; a stream
+holds its slot until it ends or is closed.
+
+Learning from the provider (``learn_from_headers``): both OpenAI and Anthropic report
+limits per key *and model*, so what their headers say applies to the model's bucket. A
+reported limit lower than the configured one tightens the bucket; a limit with nothing
+remaining pauses the bucket until its reset; a 429 pauses it until its ``Retry-After``
+(1 s when absent), so the calls queued behind it wait instead of stampeding the
+provider. With a shared limiter (Redis) the pause reaches every process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiport._config import RateLimitConfig
+from aiport._context import current_call
+from aiport._errors import ProviderRateLimitError
+from aiport._limits import (
+    DEFAULT_OUTPUT_TOKENS,
+    Bucket,
+    Lease,
+    Limiter,
+    LimiterUnavailableError,
+    LimitExceededError,
+    estimate_completion,
+    estimate_embedding,
+    estimate_image,
+    parse_rate_limit_headers,
+)
+from aiport._provider import ModelProvider, ProviderLayer
+
+if TYPE_CHECKING:
+    from aiport._types import (
+        ImageGenerationOptions,
+        ImageGenerationResponse,
+        ModelCompletionOptions,
+        ModelCompletionResponse,
+        ModelEmbeddingOptions,
+        ModelEmbeddingResponse,
+        StreamEvent,
+        Usage,
+    )
+
+__all__ = ["LimitsSource", "RateLimitLayer"]
+
+#: ``limits(None)``: the provider's table (top level merged with the provider's);
+#: ``limits(model)``: that model's effective table when the model has a ``rate_limit``
+#: table of its own, else ``None``. ``None`` for the provider means "no limits".
+LimitsSource = Callable[[str | None], RateLimitConfig | None]
+
+#: How long a 429 without Retry-After pauses its bucket.
+DEFAULT_429_PAUSE = 1.0
+_NO_LIMITS = RateLimitConfig()
+_MAX_CACHED_TABLES = 1024
+
+logger = logging.getLogger("aiport")
+
+
+@dataclass(frozen=True, slots=True)
+class _Learned:
+    requests: int | None = None
+    tokens: int | None = None
+
+
+class _Used:
+    """Tokens a call turned out to use, once the provider said (None: not reported)."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens: int | None = None
+
+    def report(self, usage: Usage | None) -> None:
+        if usage is not None and (usage.input_tokens or usage.output_tokens):
+            self.tokens = usage.input_tokens + usage.output_tokens
+
+
+def _tightened(
+    model_limit: int | None, provider_limit: int | None, learned: int | None, learning: bool
+) -> int | None:
+    """The model bucket's limit: its own, or a lower one the provider reported.
+
+    A reported limit only tightens a configured one (the model's, else the provider's);
+    it never creates a limit the configuration does not ask for. While learning, the
+    model bucket counts against the provider's limit too (harmless: the provider bucket
+    is at least as strict), so a limit learned later also covers the calls already made.
+    """
+    if not learning:
+        return model_limit
+    reference = model_limit if model_limit is not None else provider_limit
+    if learned is not None and reference is not None and learned < reference:
+        return learned
+    return reference
+
+
+class RateLimitLayer(ProviderLayer):
+    """Client-side limits in front of ``inner``, with a waiting queue.
+
+    Args:
+        inner: the provider to limit (an adapter, or layers around one).
+        limits: where the limits come from (see ``LimitsSource``); called once per
+            model and cached, so build a new layer when the configuration changes.
+            For a service: ``lambda m: config.effective_rate_limit(name)`` for ``None``
+            and ``config.effective_rate_limit(name, m)`` for a model with its own
+            ``rate_limit`` table, ``None`` for other models.
+        limiter: where the counters live (``MemoryLimiter``, ``RedisLimiter``); may be
+            shared by several layers.
+        scope: names this provider's buckets, e.g. ``limit_scope(name, api_key)``;
+            must not contain a secret (it appears in Redis keys).
+        clock: the monotonic clock of ``CallContext.deadline``.
+        close_limiter: close ``limiter`` in ``aclose`` (when this layer owns it).
+        default_output_tokens: output tokens reserved for a completion without
+            ``max_tokens``.
+        max_pause: the longest pause a header or a 429 may impose, in seconds.
+    """
+
+    def __init__(
+        self,
+        inner: ModelProvider,
+        *,
+        limits: LimitsSource,
+        limiter: Limiter,
+        scope: str,
+        clock: Callable[[], float] = time.monotonic,
+        close_limiter: bool = False,
+        default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+        max_pause: float = 300.0,
+    ) -> None:
+        super().__init__(inner)
+        self._limits = limits
+        self.limiter = limiter
+        self.scope = scope
+        self._clock = clock
+        self._close_limiter = close_limiter
+        self._default_output = default_output_tokens
+        self._max_pause = max_pause
+        self._tables: dict[str | None, RateLimitConfig | None] = {}
+        self._learned: dict[str | None, _Learned] = {}
+        adapter = self.unwrap()
+        listeners = getattr(adapter, "response_listeners", None)
+        self._listeners: list[Any] | None = listeners if isinstance(listeners, list) else None
+        if self._listeners is not None:
+            self._listeners.append(self._on_response)
+
+    # ------------------------------------------------------------------ limits
+
+    def _table(self, model: str | None) -> RateLimitConfig | None:
+        try:
+            return self._tables[model]
+        except KeyError:
+            pass
+        table = self._limits(model)
+        if len(self._tables) >= _MAX_CACHED_TABLES:
+            self._tables.clear()  # any model id passes through: keep the cache bounded
+        self._tables[model] = table
+        return table
+
+    def settings(self, model: str | None) -> RateLimitConfig:
+        """The table whose ``max_queue_wait``, ``learn_from_headers`` and
+        ``on_backend_failure`` apply to calls of ``model``."""
+        if model is not None:
+            table = self._table(model)
+            if table is not None:
+                return table
+        return self._table(None) or _NO_LIMITS
+
+    def buckets(self, model: str) -> tuple[Bucket, Bucket]:
+        """The provider bucket and the bucket of ``model``, with their current limits."""
+        provider = self._table(None) or _NO_LIMITS
+        own = self._table(model)
+        learning = (own or provider).learn_from_headers
+        learned = self._learned.get(model, _Learned())
+        return (
+            Bucket(
+                self.scope,
+                None,
+                provider.requests_per_minute,
+                provider.tokens_per_minute,
+                provider.max_concurrency,
+            ),
+            Bucket(
+                self.scope,
+                model,
+                _tightened(
+                    own.requests_per_minute if own else None,
+                    provider.requests_per_minute,
+                    learned.requests,
+                    learning,
+                ),
+                _tightened(
+                    own.tokens_per_minute if own else None,
+                    provider.tokens_per_minute,
+                    learned.tokens,
+                    learning,
+                ),
+                own.max_concurrency if own else None,
+            ),
+        )
+
+    # ------------------------------------------------------------------ learning
+
+    def _on_response(self, status: int, headers: Mapping[str, str], model: str | None) -> None:
+        try:
+            self.observe(status, headers, model)
+        except Exception:  # learning must never break the call that taught us
+            logger.debug("aiport rate limiter: could not read rate-limit headers", exc_info=True)
+
+    def observe(self, status: int, headers: Mapping[str, str], model: str | None) -> None:
+        """Learn from one HTTP answer (what the adapter's response listener calls)."""
+        if not self.settings(model).learn_from_headers:
+            return
+        info = parse_rate_limit_headers(headers)
+        if info.request_limit is not None or info.token_limit is not None:
+            if model not in self._learned and len(self._learned) >= _MAX_CACHED_TABLES:
+                self._learned.clear()  # bounded, like the tables
+            self._learned[model] = _Learned(info.request_limit, info.token_limit)
+        pause = info.pause
+        if status == 429:
+            asked = info.retry_after if info.retry_after is not None else DEFAULT_429_PAUSE
+            pause = max(pause or 0.0, asked)
+        if pause:
+            self.limiter.pause(Bucket(self.scope, model), min(pause, self._max_pause))
+
+    # ------------------------------------------------------------------ admission
+
+    async def _acquire(self, model: str, tokens: int) -> Lease:
+        settings = self.settings(model)
+        context = current_call()
+        wait = settings.max_queue_wait
+        if context is not None and context.deadline is not None:
+            wait = min(wait, context.deadline - self._clock())
+        try:
+            return await self.limiter.acquire(
+                self.buckets(model),
+                tokens=tokens,
+                priority=context.priority if context is not None else 0,
+                max_wait=max(0.0, wait),
+                on_failure=settings.on_backend_failure,
+            )
+        except LimitExceededError as exc:
+            raise ProviderRateLimitError(
+                f"{self.name}: local rate limit reached ({exc.reason}); room in "
+                f"{exc.retry_after:.2f}s",
+                provider=self.name,
+                model=model,
+                retry_after=exc.retry_after,
+                reason="local_rate_limit",
+            ) from None
+        except LimiterUnavailableError as exc:
+            raise ProviderRateLimitError(
+                f"{self.name}: {exc} (rate limits fail closed)",
+                provider=self.name,
+                model=model,
+                retry_after=exc.retry_after,
+                reason="limiter_unavailable",
+            ) from None
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, model: str, tokens: int, prompt: int) -> AsyncIterator[_Used]:
+        """Hold a lease while the body runs; correct its tokens when it ends."""
+        lease = await self._acquire(model, tokens)
+        used = _Used()
+        failed = True
+        try:
+            yield used
+            failed = False
+        except ProviderRateLimitError as exc:
+            if self._listeners is None and exc.status_code == 429:
+                # No response listener (not an HTTP adapter): learn from the error.
+                wait = exc.retry_after if exc.retry_after is not None else DEFAULT_429_PAUSE
+                if wait > 0 and self.settings(model).learn_from_headers:
+                    self.limiter.pause(Bucket(self.scope, model), min(wait, self._max_pause))
+            raise
+        finally:
+            # A failed call may still have cost its prompt; the estimated output was not used.
+            tokens_used = used.tokens if used.tokens is not None else (prompt if failed else None)
+            await self.limiter.release(lease, tokens=tokens_used)
+
+    # ------------------------------------------------------------------ operations
+
+    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        prompt, total = estimate_completion(options, default_output=self._default_output)
+        async with self._admitted(options.model, total, prompt) as used:
+            response = await self.inner.complete(options)
+            used.report(response.usage)
+            return response
+
+    async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        prompt, total = estimate_completion(options, default_output=self._default_output)
+        async with self._admitted(options.model, total, prompt) as used:
+            events = self.inner.stream(options)
+            try:
+                async for event in events:
+                    if event.type == "finish":
+                        used.report(event.response.usage)
+                    elif event.type == "usage":
+                        used.report(event.usage)
+                    yield event
+            finally:
+                # Closing the stream early must close the provider's stream too, before
+                # the slot is given back.
+                close = getattr(events, "aclose", None)
+                if close is not None:
+                    await close()
+
+    async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
+        tokens = estimate_embedding(options)
+        async with self._admitted(options.model, tokens, tokens) as used:
+            response = await self.inner.embed(options)
+            used.report(response.usage)
+            return response
+
+    async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
+        tokens = estimate_image(options)
+        async with self._admitted(options.model, tokens, tokens) as used:
+            response = await self.inner.generate_image(options)
+            used.report(response.usage)
+            return response
+
+    async def aclose(self) -> None:
+        """Stop listening to the adapter, close the inner provider (and an owned limiter)."""
+        if self._listeners is not None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(self._on_response)
+            self._listeners = None
+        try:
+            await self.inner.aclose()
+        finally:
+            if self._close_limiter:
+                await self.limiter.aclose()

@@ -133,14 +133,16 @@ async def soak(calls: int, concurrency: int, fault_rate: float, seed: int) -> in
         problems["attempts counted != requests seen"] += 1
     if ended != calls:
         problems["calls without exactly one outcome"] += calls - ended
-    print(f"soak: {calls} calls, concurrency {concurrency}, fault rate {fault_rate:.0%}, seed {seed}")
-    print(f"  wall time {elapsed:.1f} s ({calls / elapsed:.0f} calls/s), slowest call {slowest:.2f} s")
-    print(f"  faults injected: {sum(faults_used.values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults_used.items()))})")
+    injected = ", ".join(f"{name} {count}" for name, count in sorted(faults_used.items()))
+    print(f"soak: {calls} calls, concurrency {concurrency}, fault rate {fault_rate:.0%}")
+    print(f"  wall time {elapsed:.1f} s ({calls / elapsed:.0f} calls/s), slowest {slowest:.2f} s")
+    print(f"  faults injected: {sum(faults_used.values())} ({injected})")
     for outcome, number in sorted(outcomes.items()):
         print(f"  outcome {outcome}: {number}")
     print(f"  attempts counted by aiport: {attempts}; requests seen by the emulator: {seen}")
     print(f"  calls ending in exactly one outcome: {ended}/{calls}")
-    print(f"  hangs: {problems['hang (deadline + 1 s passed)']}, truncated successes: {problems['truncated success']}")
+    hangs, truncated = problems["hang (deadline + 1 s passed)"], problems["truncated success"]
+    print(f"  hangs: {hangs}, truncated successes: {truncated}")
     failed = {k: v for k, v in problems.items() if v}
     print("  result: " + ("PASS" if not failed else f"FAIL {failed}"))
     return 0 if not failed else 1

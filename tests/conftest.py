@@ -48,7 +48,7 @@ def emulator_config(emulator: Emulator, **extra: Any) -> dict[str, Any]:
                 "base_url": emulator.anthropic_base_url,
                 "api_key": ANTHROPIC_KEY,
             },
-        }
+        },
     }
     for key, value in extra.items():
         config[key] = value

@@ -116,7 +116,16 @@ CONFIG_FILE_NAMES: tuple[str, ...] = ("aiport.toml", "aiport.yaml", "aiport.yml"
 #: The environment variable prefix of configuration overrides.
 ENV_PREFIX = "AIPORT_"
 #: Environment variables with the prefix that are not settings.
-_ENV_RESERVED = frozenset({"AIPORT_CONFIG", "AIPORT_ENV"})
+# Variables read by other parts of aiport, not configuration settings.
+_ENV_RESERVED = frozenset(
+    {
+        "AIPORT_CONFIG",
+        "AIPORT_ENV",
+        "AIPORT_KEYSTORE",
+        "AIPORT_KEYSTORE_PASSPHRASE",
+        "AIPORT_KEYSTORE_PATH",
+    }
+)
 _ENV_RESERVED_PREFIX = "AIPORT_TEST_"
 #: Standard credentials variables that make a provider available without any configuration.
 _DEFAULT_PROVIDERS: tuple[tuple[str, str, str], ...] = (
@@ -647,6 +656,125 @@ class ProviderModelConfig(_ConfigModel):
 class ProviderConfig(_ConfigModel):
     """One configured provider: which adapter talks to it, where, with which credentials."""
 
+    class AuthConfig(_ConfigModel):
+        """A token provider: short-lived bearer tokens instead of a fixed API key.
+
+        ``oauth2`` is the OAuth 2.0 client-credentials grant (``token_url``, ``client_id``,
+        ``client_secret``); ``azure`` gets Microsoft Entra ID tokens through
+        ``azure-identity`` (a service principal when ``tenant_id``, ``client_id`` and
+        ``client_secret`` are set, else ``DefaultAzureCredential``); ``google`` uses the
+        application-default credentials of ``google-auth``.
+        """
+
+        type: Literal["oauth2", "azure", "google"] = Field(
+            description="The token provider: 'oauth2', 'azure' or 'google'."
+        )
+        token_url: str | None = Field(
+            None,
+            description=(
+                "oauth2: the token endpoint (https; plain http only to a loopback address)."
+            ),
+        )
+        client_id: str | None = Field(
+            None, description="oauth2 and azure: the client (application) id."
+        )
+        client_secret: SecretStr | None = Field(
+            None,
+            description=(
+                "oauth2 and azure: the client secret, as a reference (env:NAME, file:PATH, "
+                "keyring:SERVICE/NAME...) resolved when the first token is fetched."
+            ),
+        )
+        tenant_id: str | None = Field(None, description="azure: the directory (tenant) id.")
+        scopes: list[str] = Field(
+            default_factory=list,
+            description=(
+                "Scopes to ask for. Defaults: azure "
+                "'https://cognitiveservices.azure.com/.default', google "
+                "'https://www.googleapis.com/auth/cloud-platform', oauth2 none."
+            ),
+        )
+        audience: str | None = Field(
+            None, description="oauth2: the 'audience' parameter some token servers require."
+        )
+        client_auth: Literal["basic", "post"] = Field(
+            "basic",
+            description=(
+                "oauth2: how the client authenticates to the token endpoint: an HTTP Basic "
+                "header ('basic', the standard) or form fields ('post')."
+            ),
+        )
+        refresh_skew: float = Field(
+            60.0,
+            ge=0,
+            allow_inf_nan=False,
+            description="Seconds before its expiry a token is replaced by a fresh one.",
+        )
+        timeout: float = Field(
+            10.0, gt=0, allow_inf_nan=False, description="Seconds a token request may take."
+        )
+
+        @field_validator("client_secret")
+        @classmethod
+        def _check_client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+            if value is not None:
+                _check_secret_reference(value)
+            return value
+
+        @field_validator("token_url")
+        @classmethod
+        def _check_token_url(cls, value: str | None) -> str | None:
+            if value is None:
+                return None
+            from aiport._tokens import token_url_problem
+
+            problem = token_url_problem(value)
+            if problem is not None:
+                raise PydanticCustomError("token_url", problem)
+            return value
+
+        @model_validator(mode="after")
+        def _check_type_fields(self) -> Self:
+            if self.type == "oauth2":
+                missing = [
+                    name
+                    for name in ("token_url", "client_id", "client_secret")
+                    if getattr(self, name) is None
+                ]
+                if missing:
+                    raise PydanticCustomError(
+                        "auth_missing",
+                        "an 'oauth2' token provider needs token_url, client_id and "
+                        "client_secret (missing: {missing})",
+                        {"missing": ", ".join(missing)},
+                    )
+            elif self.type == "azure":
+                if self.token_url is not None or self.audience is not None:
+                    raise PydanticCustomError(
+                        "auth_field", "token_url and audience are for 'oauth2' only"
+                    )
+                if self.client_secret is not None and (
+                    self.client_id is None or self.tenant_id is None
+                ):
+                    raise PydanticCustomError(
+                        "auth_missing",
+                        "an 'azure' client_secret needs client_id and tenant_id as well",
+                    )
+            else:
+                extra = [
+                    name
+                    for name in ("token_url", "client_id", "client_secret", "tenant_id", "audience")
+                    if getattr(self, name) is not None
+                ]
+                if extra:
+                    raise PydanticCustomError(
+                        "auth_field",
+                        "a 'google' token provider takes its identity from the "
+                        "application-default credentials, not from {fields}",
+                        {"fields": ", ".join(extra)},
+                    )
+            return self
+
     type: str = Field(
         description=(
             "The adapter: 'openai', 'anthropic', 'openai-compatible', or any registered name "
@@ -667,6 +795,13 @@ class ProviderConfig(_ConfigModel):
         description=(
             "The credential: a reference (env:NAME, file:PATH, keyring:SERVICE/NAME, or a "
             "registered scheme) resolved when first needed, or, discouraged, the key itself."
+        ),
+    )
+    auth: AuthConfig | None = Field(
+        None,
+        description=(
+            "A token provider (oauth2, azure, google) giving short-lived bearer tokens, "
+            "instead of api_key."
         ),
     )
     api_version: str | None = Field(
@@ -734,6 +869,14 @@ class ProviderConfig(_ConfigModel):
         if value is not None:
             _check_secret_reference(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_one_credential(self) -> Self:
+        if self.api_key is not None and self.auth is not None:
+            raise PydanticCustomError(
+                "credential_conflict", "set either api_key or an auth table, not both"
+            )
+        return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():

@@ -10,25 +10,33 @@ A secret setting (a provider's ``api_key``, the ``redis_url``) holds either the 
     relative to the directory of the configuration file the reference came from (when known),
     else to the current working directory. ``~`` is expanded.
 ``keyring:SERVICE/NAME``
-    an entry of the operating system's keyring. This scheme is reserved: it works once a
-    resolver for it is registered (``pip install 'aiport[keyring]'`` provides one).
+    an entry of the operating system's keyring (through the ``keyring`` package:
+    ``pip install 'aiport[keyring]'``); where no OS keyring exists (headless servers, CI),
+    aiport's encrypted key file, unlocked with ``AIPORT_KEYSTORE_PASSPHRASE`` (see
+    :mod:`aiport._keystore` and ``aiport keys``). ``SERVICE/NAME`` splits at the last ``/``.
 
-Any other scheme can be added per resolver with :meth:`SecretResolver.register` (a vault, a
-cloud secret manager...). A value whose text before the first ``:`` is not a known scheme is a
-literal: API keys such as ``sk-...`` contain no colon.
+Other schemes come from plug-ins: a distribution declares an entry point in the group
+``aiport.secret_sources`` whose name is the scheme (``vault``) and whose object is a
+:class:`SecretSource`, a class of one (built without arguments), or a function taking the
+text after ``scheme:`` and returning the secret. A scheme can also be added per resolver with
+:meth:`SecretResolver.register`. A value whose text before the first ``:`` is not a known
+scheme is a literal: API keys such as ``sk-...`` contain no colon.
 
 References are resolved lazily, when a provider first needs the credential; loading a
 configuration never reads a secret. Nothing here keeps module-level state: every
-:class:`SecretResolver` has its own registry of schemes.
+:class:`SecretResolver` has its own registry of schemes, and looks for plug-ins (once) only
+when it meets a value it does not otherwise understand.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -36,17 +44,43 @@ from ._errors import ProviderAuthError
 
 __all__ = [
     "BUILTIN_SCHEMES",
+    "ENTRY_POINT_GROUP",
     "SecretResolver",
+    "SecretSource",
     "describe_secret",
     "split_reference",
 ]
 
-#: The schemes every resolver knows. ``keyring`` is reserved until a resolver is registered.
+#: The schemes every resolver knows.
 BUILTIN_SCHEMES: frozenset[str] = frozenset({"env", "file", "keyring"})
+#: The entry-point group of secret-source plug-ins (entry point name = scheme).
+ENTRY_POINT_GROUP = "aiport.secret_sources"
 
 _SCHEME_RE = re.compile(r"[a-z][a-z0-9+.-]*")
 _KEYRING_HINT = "pip install 'aiport[keyring]'"
 _REASON = "credentials_unresolved"
+
+logger = logging.getLogger("aiport")
+
+
+@runtime_checkable
+class SecretSource(Protocol):
+    """Where the secrets of one reference scheme live (a vault, a cloud secret manager...).
+
+    ``get_secret`` receives the text after ``scheme:`` and returns the secret (a ``str`` or
+    a ``SecretStr``), or raises any exception when it cannot: the resolver reports it as a
+    :class:`~aiport.ProviderAuthError` naming the reference and the exception's type, never
+    its message (which might quote a secret). It may block: aiport calls it in a worker
+    thread from async code.
+    """
+
+    def get_secret(self, name: str) -> str | SecretStr:
+        """The secret called ``name``."""
+        ...
+
+
+#: Lists the entry points of a group, like ``importlib.metadata.entry_points(group=...)``.
+EntryPointsFunction = Callable[..., Iterable[Any]]
 
 
 def split_reference(
@@ -91,43 +125,129 @@ class SecretResolver:
             moment of resolution (so later changes to the process environment are seen).
         base_dir: the directory relative ``file:`` paths start from; ``None`` means the current
             working directory at the moment of resolution.
+        plugins: whether to look for secret-source plug-ins (the ``aiport.secret_sources``
+            entry points); they are listed on the first value that needs them.
+        entry_points: lists entry points instead of ``importlib.metadata.entry_points``
+            (called as ``entry_points(group=...)``; for tests and frozen applications).
 
     Every failure raises :class:`~aiport.ProviderAuthError` with reason
     ``"credentials_unresolved"`` and a message naming the reference (never the secret).
     """
 
     def __init__(
-        self, *, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        base_dir: Path | None = None,
+        plugins: bool = True,
+        entry_points: EntryPointsFunction | None = None,
     ) -> None:
         self._env = env
         self._base_dir = base_dir
-        self._resolvers: dict[str, Callable[[str], str]] = {}
+        self._resolvers: dict[str, Callable[[str], Any]] = {}
+        self._plugins_enabled = plugins
+        self._entry_points = entry_points
+        # scheme -> entry point, found on first need; loaded (imported) on first use.
+        self._plugins: dict[str, Any] | None = None
+        self._loaded: dict[str, Callable[[str], Any]] = {}
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment ``env:`` references (and the keystore passphrase) are read from."""
+        return os.environ if self._env is None else self._env
 
     @property
     def schemes(self) -> frozenset[str]:
-        """Every scheme this resolver treats as a reference (built-in and registered)."""
-        return BUILTIN_SCHEMES | frozenset(self._resolvers)
+        """Every scheme this resolver treats as a reference (built-in, plug-in, registered)."""
+        return BUILTIN_SCHEMES | frozenset(self._resolvers) | frozenset(self._plugin_schemes())
 
-    def register(self, scheme: str, resolve: Callable[[str], str]) -> None:
+    def register(self, scheme: str, resolve: Callable[[str], str] | SecretSource) -> None:
         """Resolve ``scheme:rest`` references by calling ``resolve(rest)``.
 
         ``scheme`` is lower case (``"keyring"``, ``"vault"``, ``"aws-sm"``); registering a
-        built-in scheme replaces the built-in behaviour for this resolver only. ``resolve``
-        returns the secret, or raises any exception when it cannot (the error is reported as a
-        :class:`~aiport.ProviderAuthError` naming the reference).
+        built-in or plug-in scheme replaces it for this resolver only. ``resolve`` is a
+        function or a :class:`SecretSource`; it returns the secret, or raises any exception
+        when it cannot (the error is reported as a :class:`~aiport.ProviderAuthError` naming
+        the reference).
         """
         if not _SCHEME_RE.fullmatch(scheme):
             raise ValueError(
                 f"invalid secret scheme {scheme!r}: use lower-case letters, digits, '+', '.' "
                 "or '-', starting with a letter"
             )
-        if not callable(resolve):
-            raise TypeError("resolve must be callable")
-        self._resolvers[scheme] = resolve
+        self._resolvers[scheme] = _as_function(resolve)
 
     def is_reference(self, value: str) -> bool:
         """Whether ``value`` is a reference (``scheme:rest`` with a known scheme)."""
-        return split_reference(value, self.schemes) is not None
+        return self._split(value) is not None
+
+    def needs_io(self, value: SecretStr | str) -> bool:
+        """Whether resolving ``value`` may block (keyring, plug-ins), unlike env and literals."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        parts = self._split(text)
+        return parts is not None and (
+            parts[0] in self._resolvers or parts[0] not in ("env", "file")
+        )
+
+    # -- plug-ins ---------------------------------------------------------------------------
+
+    def _split(self, text: str) -> tuple[str, str] | None:
+        parts = split_reference(text, BUILTIN_SCHEMES | frozenset(self._resolvers))
+        if parts is not None:
+            return parts
+        scheme, sep, _ = text.partition(":")
+        # Only a value shaped like a reference makes the resolver look for plug-ins.
+        if sep and _SCHEME_RE.fullmatch(scheme):
+            return split_reference(text, frozenset(self._plugin_schemes()))
+        return None
+
+    def _plugin_schemes(self) -> dict[str, Any]:
+        if self._plugins is None:
+            self._plugins = self._discover() if self._plugins_enabled else {}
+        return self._plugins
+
+    def _discover(self) -> dict[str, Any]:
+        list_entry_points = self._entry_points
+        if list_entry_points is None:
+            from importlib.metadata import entry_points
+
+            list_entry_points = entry_points
+        found: dict[str, Any] = {}
+        try:
+            candidates = list(list_entry_points(group=ENTRY_POINT_GROUP))
+        except Exception:  # a broken distribution must not break every credential
+            logger.warning("could not list the %s entry points", ENTRY_POINT_GROUP, exc_info=True)
+            return found
+        for entry_point in candidates:
+            scheme = str(getattr(entry_point, "name", ""))
+            if not _SCHEME_RE.fullmatch(scheme) or scheme in BUILTIN_SCHEMES:
+                logger.warning(
+                    "ignoring secret source plug-in %r: not a valid scheme, or a built-in one",
+                    scheme,
+                )
+                continue
+            found.setdefault(scheme, entry_point)
+        return found
+
+    def _plugin(self, scheme: str, reference: str, what: str) -> Callable[[str], Any]:
+        loaded = self._loaded.get(scheme)
+        if loaded is not None:
+            return loaded
+        entry_point = self._plugin_schemes()[scheme]
+        try:
+            target = entry_point.load()
+            if isinstance(target, type):
+                target = target()
+            loaded = _as_function(target)
+        except Exception as exc:
+            raise self._error(
+                what,
+                f"{reference}: the secret source plug-in for {scheme!r} "
+                f"({getattr(entry_point, 'value', '?')}) cannot be loaded "
+                f"({type(exc).__name__})",
+            ) from exc
+        self._loaded[scheme] = loaded
+        return loaded
 
     def resolve(self, value: SecretStr | str, *, what: str = "secret") -> SecretStr:
         """Return the secret ``value`` stands for.
@@ -141,7 +261,7 @@ class SecretResolver:
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
         if not isinstance(text, str):
             raise TypeError("a secret must be a str or a SecretStr")
-        parts = split_reference(text, self.schemes)
+        parts = self._split(text)
         if parts is None:
             if not text:
                 raise self._error(what, "the value is empty")
@@ -156,6 +276,8 @@ class SecretResolver:
 
     def _lookup(self, scheme: str, rest: str, reference: str, what: str) -> str:
         custom = self._resolvers.get(scheme)
+        if custom is None and scheme not in BUILTIN_SCHEMES:
+            custom = self._plugin(scheme, reference, what)
         if custom is not None:
             if not rest:
                 raise self._error(what, f"{reference}: the reference names nothing after ':'")
@@ -180,12 +302,29 @@ class SecretResolver:
             return self._from_env(rest, what)
         if scheme == "file":
             return self._from_file(rest, what)
-        # "keyring" without a registered resolver (the only other built-in scheme).
-        raise self._error(
-            what,
-            f"{reference}: keyring references need keyring support; "
-            f"install it with: {_KEYRING_HINT}",
-        )
+        return self._from_keyring(rest, reference, what)
+
+    def _from_keyring(self, rest: str, reference: str, what: str) -> str:
+        service, _, name = rest.strip().rpartition("/")
+        if not service or not name:
+            raise self._error(what, f"{reference}: write keyring references as SERVICE/NAME")
+        from ._keystore import KeystoreError, KeystoreUnavailableError, lookup
+
+        try:
+            secret = lookup(service, name, env=self.env)
+        except KeystoreUnavailableError as exc:
+            raise self._error(
+                what,
+                f"{reference}: {exc} (keyring references read the OS keyring, supported "
+                f"with: {_KEYRING_HINT}, or aiport's encrypted key file, written by "
+                "`aiport keys set`)",
+            ) from None
+        except KeystoreError as exc:
+            raise self._error(what, f"{reference}: {exc}") from None
+        if secret is None:
+            hint = f" (store it with: aiport keys set {name})" if service == "aiport" else ""
+            raise self._error(what, f"{reference}: no such entry in the keystore{hint}")
+        return secret
 
     def _from_env(self, name: str, what: str) -> str:
         if not name:
@@ -226,3 +365,13 @@ class SecretResolver:
     @staticmethod
     def _error(what: str, detail: str) -> ProviderAuthError:
         return ProviderAuthError(f"cannot resolve {what}: {detail}", reason=_REASON)
+
+
+def _as_function(source: object) -> Callable[[str], Any]:
+    """A ``name -> secret`` function from a :class:`SecretSource` or a function."""
+    get_secret = getattr(source, "get_secret", None)
+    if callable(get_secret):
+        return get_secret  # type: ignore[no-any-return]
+    if callable(source):
+        return source
+    raise TypeError("resolve must be callable, or a SecretSource with a get_secret method")

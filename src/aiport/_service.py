@@ -290,17 +290,14 @@ class ProviderService:
         return limiter
 
     def _credential(self, name: str, config: ProviderConfig) -> CredentialSource | None:
-        from aiport._credentials import SecretReference
+        from aiport._credentials import build_credential
 
-        provider_type = self.registry.get(config.type)
-        value = config.api_key
-        if value is None and provider_type.api_key_env:
-            from pydantic import SecretStr
-
-            value = SecretStr(f"env:{provider_type.api_key_env}")
-        if value is None:
-            return None
-        return SecretReference(value, self._resolver, what=f"API key of provider {name!r}")
+        return build_credential(
+            name,
+            config,
+            self._resolver,
+            default_env=self.registry.get(config.type).api_key_env,
+        )
 
     def _timeouts(self, provider: str, model: str | None) -> HttpTimeouts:
         from aiport._http import HttpTimeouts

@@ -309,12 +309,16 @@ async def test_cut_stream_raises_with_the_text_delivered(emu: Emulator) -> None:
     emu.add_fault(Fault.cut_stream(after_events=4), times=1, model="gpt-4o")
     async with ProviderService(config(emu), env={}) as service:
         received: list[str] = []
-        with pytest.raises(StreamInterruptedError) as info:
+
+        async def read() -> None:
             async for event in service.stream(
                 model="primary:gpt-4o", messages="one two three four five"
             ):
                 if event.type == "text-delta":
                     received.append(event.text)
+
+        with pytest.raises(StreamInterruptedError) as info:
+            await read()
     assert received
     assert info.value.partial_text == "".join(received)
     assert hits(emu, "gpt-4.1") == 0  # no silent failover after delivery without recovery

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aiport.cli._check import Finding, check_config, render_config_check
+from aiport.cli._keys import keys_app
 from aiport.cli._output import (
     Output,
     completion_document,
@@ -56,6 +57,7 @@ config_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
 
 
 # ---------------------------------------------------------------------- global state

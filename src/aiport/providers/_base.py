@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from aiport._credentials import CredentialSource
+from aiport._credentials import (
+    CredentialSource,
+    check_credential,
+    invalidate_after_failure,
+    is_refreshable,
+)
 from aiport._errors import (
+    ConfigError,
+    ConfigProblem,
     MalformedResponseError,
     ProviderAPIError,
     ProviderAuthError,
@@ -31,7 +40,9 @@ from aiport._redact import Redactor
 from aiport._sse import ServerSentEvent, SSEDecoder
 from aiport._types import ProviderModel
 
-__all__ = ["HttpProvider", "ResponseListener", "encode_json"]
+__all__ = ["HttpProvider", "ResponseListener", "check_base_url", "encode_json"]
+
+logger = logging.getLogger("aiport")
 
 #: Called with (HTTP status, response headers, model) for every answer a provider gets:
 #: how layers such as the rate limiter learn from headers without parsing bodies.
@@ -41,6 +52,41 @@ ResponseListener = Callable[[int, Mapping[str, str], "str | None"], None]
 def encode_json(payload: Mapping[str, Any]) -> bytes:
     """Compact JSON, UTF-8 (what every provider accepts)."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def check_base_url(name: str, base_url: str) -> None:
+    """Refuse a base URL that is not http(s) with a host; warn about plain http off-host.
+
+    Credentials travel in headers to this URL: over plain http anyone on the path can read
+    them, so http is only quiet for loopback addresses (local servers, the emulator).
+
+    Raises:
+        ConfigError: the URL is not ``http://`` or ``https://`` with a host.
+    """
+    from aiport._tokens import is_loopback_host
+
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    path=f"providers.{name}.base_url",
+                    message="must be an http:// or https:// URL with a host",
+                )
+            ]
+        )
+    if parts.scheme == "http" and not is_loopback_host(host):
+        logger.warning(
+            "provider %r uses plain http to %s: its credentials and prompts travel "
+            "unencrypted; use https",
+            name,
+            host,
+        )
 
 
 class HttpProvider(ModelProvider):
@@ -71,6 +117,7 @@ class HttpProvider(ModelProvider):
         model_timeouts: Mapping[str, HttpTimeouts] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        check_base_url(name, base_url)
         self.name = name
         self.description = description
         self.base_url = base_url.rstrip("/")
@@ -110,7 +157,8 @@ class HttpProvider(ModelProvider):
 
     async def check(self) -> None:
         if self._credential is not None:
-            await self._secret()
+            # Token credentials check their setup without fetching a token (no network).
+            await check_credential(self._credential)
 
     async def _secret(self) -> str | None:
         if self._credential is None:
@@ -120,13 +168,36 @@ class HttpProvider(ModelProvider):
         return secret
 
     async def _request_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return (await self._authorized_headers(extra))[0]
+
+    async def _authorized_headers(
+        self, extra: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, str], str | None]:
+        """The headers of a request, and the secret they carry (``None`` without one)."""
         headers = dict(self._headers)
         secret = await self._secret()
         if secret is not None:
             headers.update(self.auth_headers(secret))
         if extra:
             headers.update(extra)
-        return headers
+        return headers, secret
+
+    async def _retry_with_fresh_secret(self, status: int, used: str | None, attempt: int) -> bool:
+        """After an answer with ``status``: whether to send the request once more.
+
+        Only the first 401 of a request is retried, and only when the credential is
+        refreshable (a token): it is invalidated, a fresh token fetched (a failure raises
+        ``ProviderAuthError`` with reason ``token_refresh_failed``), and the request is
+        retried if the token changed. Otherwise a 401 just invalidates the credential, so
+        the next call resolves it again (a rotated key).
+        """
+        if status != 401 or self._credential is None:
+            return False
+        invalidate_after_failure(self._credential, used)
+        if attempt > 0 or used is None or not is_refreshable(self._credential):
+            return False
+        fresh = await self._secret()
+        return fresh is not None and fresh != used
 
     def timeouts_for(self, model: str | None, timeout: float | None) -> HttpTimeouts:
         """The timeouts of one call: the model's (or the provider's), ``timeout`` as total."""
@@ -154,40 +225,46 @@ class HttpProvider(ModelProvider):
         headers: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], HttpResponse]:
         """POST ``payload``; return the parsed JSON answer, or raise the typed error."""
-        request_headers = await self._request_headers(headers)
-        try:
-            response = await self._http.request(
-                "POST",
-                self.url(path),
-                headers=request_headers,
-                body=encode_json(payload),
-                timeouts=self.timeouts_for(model, timeout),
-            )
-        except TransportError as exc:
-            raise self.transport_error(exc, model) from exc
-        self._observe(response.status, response.headers, model)
-        if response.status >= 300:
-            self._invalidate_on_auth_failure(response.status)
-            raise self.error_from_body(response.status, response.headers, response.body, model)
+        body = encode_json(payload)
+        for attempt in range(2):
+            request_headers, used = await self._authorized_headers(headers)
+            try:
+                response = await self._http.request(
+                    "POST",
+                    self.url(path),
+                    headers=request_headers,
+                    body=body,
+                    timeouts=self.timeouts_for(model, timeout),
+                )
+            except TransportError as exc:
+                raise self.transport_error(exc, model) from exc
+            self._observe(response.status, response.headers, model)
+            if response.status < 300:
+                break
+            if not await self._retry_with_fresh_secret(response.status, used, attempt):
+                raise self.error_from_body(response.status, response.headers, response.body, model)
         return self.parse_json(response.body, response.headers, model), response
 
     async def get_json(
         self, path: str, *, model: str | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
         """GET a JSON resource (model lists)."""
-        try:
-            response = await self._http.request(
-                "GET",
-                self.url(path),
-                headers=await self._request_headers(),
-                body=None,
-                timeouts=self.timeouts_for(model, timeout),
-            )
-        except TransportError as exc:
-            raise self.transport_error(exc, model) from exc
-        if response.status >= 300:
-            self._invalidate_on_auth_failure(response.status)
-            raise self.error_from_body(response.status, response.headers, response.body, model)
+        for attempt in range(2):
+            request_headers, used = await self._authorized_headers()
+            try:
+                response = await self._http.request(
+                    "GET",
+                    self.url(path),
+                    headers=request_headers,
+                    body=None,
+                    timeouts=self.timeouts_for(model, timeout),
+                )
+            except TransportError as exc:
+                raise self.transport_error(exc, model) from exc
+            if response.status < 300:
+                break
+            if not await self._retry_with_fresh_secret(response.status, used, attempt):
+                raise self.error_from_body(response.status, response.headers, response.body, model)
         return self.parse_json(response.body, response.headers, model)
 
     @contextlib.asynccontextmanager
@@ -207,24 +284,36 @@ class HttpProvider(ModelProvider):
         typed errors. The iterator ends at the end of the body; adapters decide
         whether that end was legitimate.
         """
-        request_headers = await self._request_headers(headers)
-        request_headers.setdefault("Accept", "text/event-stream")
-        try:
-            async with self._http.stream(
-                "POST",
-                self.url(path),
-                headers=request_headers,
-                body=encode_json(payload),
-                timeouts=self.timeouts_for(model, timeout),
-            ) as response:
-                self._observe(response.status, response.headers, model)
-                if response.status >= 300:
-                    self._invalidate_on_auth_failure(response.status)
-                    body = await response.read_all()
-                    raise self.error_from_body(response.status, response.headers, body, model)
-                yield self._events(response.chunks(), response.headers, model), response.headers
-        except TransportError as exc:
-            raise self.transport_error(exc, model) from exc
+        body = encode_json(payload)
+        for attempt in range(2):
+            request_headers, used = await self._authorized_headers(headers)
+            request_headers.setdefault("Accept", "text/event-stream")
+            retry = False
+            try:
+                async with self._http.stream(
+                    "POST",
+                    self.url(path),
+                    headers=request_headers,
+                    body=body,
+                    timeouts=self.timeouts_for(model, timeout),
+                ) as response:
+                    self._observe(response.status, response.headers, model)
+                    if response.status >= 300:
+                        error_body = await response.read_all()
+                        retry = await self._retry_with_fresh_secret(response.status, used, attempt)
+                        if not retry:
+                            raise self.error_from_body(
+                                response.status, response.headers, error_body, model
+                            )
+                    else:
+                        yield (
+                            self._events(response.chunks(), response.headers, model),
+                            response.headers,
+                        )
+            except TransportError as exc:
+                raise self.transport_error(exc, model) from exc
+            if not retry:
+                return
 
     async def _events(
         self, chunks: AsyncIterator[bytes], headers: Mapping[str, str], model: str | None

@@ -4,7 +4,8 @@ Routes (one catch-all handler dispatches; see :mod:`aiport.testing` for behaviou
 ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/images/generations``,
 ``GET /files/<name>.png`` (OpenAI); ``POST /v1/messages``,
 ``POST /v1/messages/count_tokens`` (Anthropic); ``GET /v1/models[/<id>]`` for both (the
-Anthropic form when the request has an ``anthropic-version`` or ``x-api-key`` header).
+Anthropic form when the request has an ``anthropic-version`` or ``x-api-key`` header);
+``POST /oauth/token`` (an OAuth2 token endpoint, :mod:`aiport.testing._oauth`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from ._anthropic import AnthropicRoutes
 from ._faults import Call, Fault, Reply, SSEEvent, deliver, drop_connection, html_error_page
+from ._oauth import AcceptedKeys, OAuthRoutes
 from ._openai import OpenAIRoutes
 
 _MAX_BODY = 64 * 1024 * 1024
@@ -84,7 +86,9 @@ class Emulator:
     ) -> None:
         if stream_delay < 0:
             raise ValueError("stream_delay must be >= 0")
-        keys = None if api_keys is None else frozenset(api_keys)
+        #: The OAuth2 token endpoint (``POST /oauth/token``); its tokens are accepted keys.
+        self.oauth = OAuthRoutes()
+        keys = None if api_keys is None else AcceptedKeys(api_keys, self.oauth)
         self._host = host
         self._wanted_port = port
         self._port: int | None = None
@@ -264,7 +268,11 @@ class Emulator:
 
     # ------------------------------------------------------------------ handling
 
-    def _routes(self, path: str, headers: Mapping[str, str]) -> OpenAIRoutes | AnthropicRoutes:
+    def _routes(
+        self, path: str, headers: Mapping[str, str]
+    ) -> OpenAIRoutes | AnthropicRoutes | OAuthRoutes:
+        if path.startswith("/oauth/"):
+            return self.oauth
         if path.startswith("/v1/messages"):
             return self._anthropic
         if path.startswith("/files/"):

@@ -1,0 +1,184 @@
+"""The canary: one key through every provider type, error path and sink, never seen again.
+
+For each provider type (openai, anthropic, openai-compatible) and each failure (401, 403,
+404, 429, 500 — each answer echoing the key and a piece of it, as careless servers do —
+a timeout, a connection reset, an HTML error page, a broken JSON body), the key must not
+appear, whole or as any 8-character piece, in: the error's str, repr, context and
+traceback (with its causes); the service, configuration and provider objects; the log at
+DEBUG; the hook events; and the command line's output (text, ``--json``, ``-v``, ``config
+check``, ``providers``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from aiport import Hooks, ProviderError, ProviderService
+from aiport.cli._app import app
+from aiport.testing import Emulator, Fault
+
+from .conftest import CANARY, assert_no_leak, leaks
+
+PROVIDERS = {
+    "openai": ("openai", "gpt-4o"),
+    "anthropic": ("anthropic", "claude-sonnet-4-5"),
+    "compatible": ("openai-compatible", "gpt-4o"),
+}
+ECHO = f"key {CANARY} is not valid here (fragment {CANARY[5:17]})"
+FAULTS: dict[str, Fault] = {
+    "401": Fault.status(401, message=ECHO),
+    "403": Fault.status(403, message=ECHO),
+    "404": Fault.status(404, message=ECHO),
+    "429": Fault.status(429, message=ECHO, retry_after="0"),
+    "500": Fault.status(500, message=ECHO),
+    "timeout": Fault.hang(5),
+    "reset": Fault.reset(),
+    "malformed-body": Fault.malformed_body(),
+    "malformed-json": Fault.malformed_json(),
+}
+
+
+def settings(emu: Emulator) -> dict[str, Any]:
+    providers = {
+        name: {
+            "type": kind,
+            "base_url": emu.anthropic_base_url if kind == "anthropic" else emu.openai_base_url,
+            "api_key": CANARY,
+            "headers": {"X-Trace": "canary-test"},
+        }
+        for name, (kind, _) in PROVIDERS.items()
+    }
+    return {
+        "retry": {"max_attempts": 2, "initial_backoff": 0.01, "max_backoff": 0.02},
+        "timeouts": {"connect": 2, "first_token": 0.3, "idle": 0.3, "total": 0.3},
+        "log_requests": True,
+        "providers": providers,
+    }
+
+
+def error_texts(error: BaseException) -> list[str]:
+    texts = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    if isinstance(error, ProviderError):
+        texts += [repr(error.context()), repr(error.body), error.message]
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        texts += [str(cause), repr(cause)]
+        cause = cause.__cause__ or cause.__context__
+    return texts
+
+
+def test_the_leak_detector_sees_pieces() -> None:
+    assert leaks("..." + CANARY[3:11] + "...") == [CANARY[3:11]]
+    assert leaks(CANARY[:7]) == []
+
+
+@pytest.mark.parametrize("path", list(FAULTS))
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+async def test_canary_in_the_library(
+    emu: Emulator, caplog: pytest.LogCaptureFixture, provider: str, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    events: list[str] = []
+    hooks = Hooks()
+    for register in (hooks.on_request, hooks.on_response, hooks.on_error, hooks.on_attempt):
+        register(lambda event: events.append(repr(event)))
+    model = f"{provider}:{PROVIDERS[provider][1]}"
+    texts: list[str] = []
+    async with ProviderService(settings(emu), env={}, hooks=hooks) as service:
+        assert (await service.complete(model=model, messages="warm up")).text
+        emu.add_fault(FAULTS[path], times=None)
+        with pytest.raises(ProviderError) as caught:
+            await service.complete(model=model, messages="hi")
+        texts += error_texts(caught.value)
+        try:  # a stream may skip one malformed event and succeed: both are fine here
+            async with service.stream(model=model, messages="hi") as stream:
+                async for event in stream:
+                    texts.append(repr(event))
+        except ProviderError as exc:
+            texts += error_texts(exc)
+        layered = service.get_provider(provider)
+        adapter = layered.unwrap()  # type: ignore[attr-defined]
+        texts += [
+            repr(service),
+            str(service),
+            repr(service.config),
+            str(service.config),
+            repr(service.config.providers[provider]),
+            service.config.model_dump_json(),
+            repr(service.config.model_dump()),
+            repr(layered),
+            repr(adapter),
+            repr(vars(adapter)),
+        ]
+    emu.reset()
+    assert len(emu.requests) == 0
+    assert_no_leak(texts, f"{provider}/{path}: errors and objects")
+    assert_no_leak(events, f"{provider}/{path}: hook events")
+    logged = [logging.Formatter().format(record) for record in caplog.records]
+    assert logged, "the calls were logged"
+    assert_no_leak(logged, f"{provider}/{path}: logs")
+
+
+def write_config(tmp_path: Path, emu: Emulator, api_key: str) -> Path:
+    lines = ["[retry]", "max_attempts = 2", "initial_backoff = 0.01", "max_backoff = 0.02", ""]
+    lines += ["[timeouts]", "first_token = 0.3", "idle = 0.3", "total = 0.3", ""]
+    for name, (kind, _) in PROVIDERS.items():
+        base = emu.anthropic_base_url if kind == "anthropic" else emu.openai_base_url
+        lines += [
+            f"[providers.{name}]",
+            f'type = "{kind}"',
+            f'base_url = "{base}"',
+            f'api_key = "{api_key}"',
+            "",
+        ]
+    path = tmp_path / "aiport.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_canary_on_the_command_line(emu: Emulator, tmp_path: Path, provider: str) -> None:
+    path = write_config(tmp_path, emu, "env:CANARY_KEY")
+    env = {"CANARY_KEY": CANARY, "COLUMNS": "200"}
+    runner = CliRunner()
+    model = f"{provider}:{PROVIDERS[provider][1]}"
+    for fault_name, fault in FAULTS.items():
+        for extra in ([], ["--json"], ["--stream"]):
+            emu.add_fault(fault, times=None)
+            result = runner.invoke(
+                app, ["--config", str(path), "-v", "chat", model, "hi", *extra], env=env
+            )
+            emu.reset()
+            assert result.exit_code == (
+                0 if extra == ["--stream"] and fault.kind == "malformed" else 1
+            ), (fault_name, result.output)
+            assert_no_leak([result.stdout, result.stderr], f"cli {fault_name} {extra}")
+            if extra == ["--json"]:
+                assert json.loads(result.stdout)["error"]["code"].startswith("PROVIDER_")
+
+
+def test_canary_in_config_check_and_providers(emu: Emulator, tmp_path: Path) -> None:
+    path = write_config(tmp_path, emu, CANARY)  # written literally: warned about, masked
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    outputs = []
+    for args in (
+        ["config", "check"],
+        ["--json", "config", "check"],
+        ["providers"],
+        ["--json", "providers"],
+        ["-v", "models"],
+    ):
+        result = runner.invoke(app, ["--config", str(path), *args], env=env)
+        assert result.exit_code == 0, result.output
+        outputs += [result.stdout, result.stderr]
+    assert "written literally" in outputs[0]
+    assert "****" + CANARY[-4:] in outputs[0]
+    assert_no_leak(outputs, "config check / providers")

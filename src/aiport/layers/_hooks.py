@@ -102,6 +102,7 @@ class AttemptEvent:
 HookEvent: TypeAlias = RequestEvent | ResponseEvent | ErrorEvent | AttemptEvent
 Hook: TypeAlias = Callable[[Any], "Awaitable[None] | None"]
 HookT = TypeVar("HookT", bound=Hook)
+ResultT = TypeVar("ResultT")
 
 
 @dataclass
@@ -242,30 +243,37 @@ class HooksLayer(ProviderLayer):
         if self.hooks.error:
             await self._emit(self.hooks.error, event)
 
-    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
-        call_id, start = await self._start("complete", options.model)
+    async def _observed(
+        self,
+        operation: Operation,
+        model: str,
+        call: Callable[[], Awaitable[ResultT]],
+    ) -> ResultT:
+        """Run ``call`` between a request event and a response or error event."""
+        call_id, start = await self._start(operation, model)
         try:
-            response = await self.inner.complete(options)
+            result = await call()
         except Exception as exc:
             await self._failed(
-                ErrorEvent(
-                    call_id, "complete", self.name, options.model, self._clock() - start, exc
-                )
+                ErrorEvent(call_id, operation, self.name, model, self._clock() - start, exc)
             )
             raise
         await self._succeeded(
             ResponseEvent(
                 call_id,
-                "complete",
+                operation,
                 self.name,
-                options.model,
+                model,
                 self._clock() - start,
-                usage=response.usage,
-                finish_reason=response.finish_reason,
-                request_id=response.request_id,
+                usage=getattr(result, "usage", None),
+                finish_reason=getattr(result, "finish_reason", None),
+                request_id=getattr(result, "request_id", None),
             )
         )
-        return response
+        return result
+
+    async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        return await self._observed("complete", options.model, lambda: self.inner.complete(options))
 
     async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
         call_id, start = await self._start("stream", options.model)
@@ -307,47 +315,9 @@ class HooksLayer(ProviderLayer):
         )
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
-        call_id, start = await self._start("embed", options.model)
-        try:
-            response = await self.inner.embed(options)
-        except Exception as exc:
-            await self._failed(
-                ErrorEvent(call_id, "embed", self.name, options.model, self._clock() - start, exc)
-            )
-            raise
-        await self._succeeded(
-            ResponseEvent(
-                call_id,
-                "embed",
-                self.name,
-                options.model,
-                self._clock() - start,
-                usage=response.usage,
-                request_id=response.request_id,
-            )
-        )
-        return response
+        return await self._observed("embed", options.model, lambda: self.inner.embed(options))
 
     async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
-        call_id, start = await self._start("generate_image", options.model)
-        try:
-            response = await self.inner.generate_image(options)
-        except Exception as exc:
-            await self._failed(
-                ErrorEvent(
-                    call_id, "generate_image", self.name, options.model, self._clock() - start, exc
-                )
-            )
-            raise
-        await self._succeeded(
-            ResponseEvent(
-                call_id,
-                "generate_image",
-                self.name,
-                options.model,
-                self._clock() - start,
-                usage=response.usage,
-                request_id=response.request_id,
-            )
+        return await self._observed(
+            "generate_image", options.model, lambda: self.inner.generate_image(options)
         )
-        return response

@@ -225,12 +225,34 @@ class HttpProvider(ModelProvider):
         headers: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], HttpResponse]:
         """POST ``payload``; return the parsed JSON answer, or raise the typed error."""
-        body = encode_json(payload)
+        response = await self._send_request(
+            "POST", path, encode_json(payload), model=model, timeout=timeout, headers=headers
+        )
+        return self.parse_json(response.body, response.headers, model), response
+
+    async def get_json(
+        self, path: str, *, model: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """GET a JSON resource (model lists)."""
+        response = await self._send_request("GET", path, None, model=model, timeout=timeout)
+        return self.parse_json(response.body, response.headers, model)
+
+    async def _send_request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        model: str | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """Send one request (twice when a refreshed token may cure a 401); typed errors."""
         for attempt in range(2):
             request_headers, used = await self._authorized_headers(headers)
             try:
                 response = await self._http.request(
-                    "POST",
+                    method,
                     self.url(path),
                     headers=request_headers,
                     body=body,
@@ -240,32 +262,10 @@ class HttpProvider(ModelProvider):
                 raise self.transport_error(exc, model) from exc
             self._observe(response.status, response.headers, model)
             if response.status < 300:
-                break
+                return response
             if not await self._retry_with_fresh_secret(response.status, used, attempt):
-                raise self.error_from_body(response.status, response.headers, response.body, model)
-        return self.parse_json(response.body, response.headers, model), response
-
-    async def get_json(
-        self, path: str, *, model: str | None = None, timeout: float | None = None
-    ) -> dict[str, Any]:
-        """GET a JSON resource (model lists)."""
-        for attempt in range(2):
-            request_headers, used = await self._authorized_headers()
-            try:
-                response = await self._http.request(
-                    "GET",
-                    self.url(path),
-                    headers=request_headers,
-                    body=None,
-                    timeouts=self.timeouts_for(model, timeout),
-                )
-            except TransportError as exc:
-                raise self.transport_error(exc, model) from exc
-            if response.status < 300:
                 break
-            if not await self._retry_with_fresh_secret(response.status, used, attempt):
-                raise self.error_from_body(response.status, response.headers, response.body, model)
-        return self.parse_json(response.body, response.headers, model)
+        raise self.error_from_body(response.status, response.headers, response.body, model)
 
     @contextlib.asynccontextmanager
     async def post_sse(

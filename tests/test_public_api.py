@@ -50,6 +50,7 @@ def test_every_exported_name_resolves_to_an_object_from_a_private_module() -> No
             "FinishReason",
             "StreamEvent",
             "LayerFactory",
+            "BatchStatus",
         }, name
 
 

@@ -22,6 +22,10 @@ _EXPORTS: dict[str, str] = {
     "ProviderService": "aiport._service",
     "ResolvedModel": "aiport._routing",
     "CompletionStream": "aiport._stream",
+    "BatchJob": "aiport._batch",
+    "BatchItemResult": "aiport._batch",
+    "BatchStatus": "aiport._batch",
+    "BatchCounts": "aiport._batch",
     "CacheControl": "aiport._context",
     "ModelProvider": "aiport._provider",
     "ProviderLayer": "aiport._provider",
@@ -102,6 +106,10 @@ __all__ = [
     "AiportError",
     "Attempt",
     "AttemptEvent",
+    "BatchCounts",
+    "BatchItemResult",
+    "BatchJob",
+    "BatchStatus",
     "CacheConfig",
     "CacheControl",
     "CompletionStream",
@@ -188,6 +196,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from aiport._batch import BatchCounts, BatchItemResult, BatchJob, BatchStatus
     from aiport._config import (
         AgentConfig,
         CacheConfig,

@@ -9,13 +9,14 @@ nesting and no adapter knows about any of them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from aiport._errors import ProviderCapabilityError
 
 if TYPE_CHECKING:
+    from aiport._batch import BatchItemResult, BatchJob
     from aiport._types import (
         ImageGenerationOptions,
         ImageGenerationResponse,
@@ -75,6 +76,29 @@ class ModelProvider(ABC):
             model=options.model,
         )
 
+    async def submit_batch(
+        self, requests: Sequence[ModelCompletionOptions], custom_ids: Sequence[str]
+    ) -> BatchJob:
+        """Submit completions as one batch of the provider's Batch API (one custom id each)."""
+        raise self._no_batches(requests[0].model if requests else None)
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """The current state of a batch."""
+        raise self._no_batches(None)
+
+    async def batch_results(self, batch_id: str) -> list[BatchItemResult]:
+        """The results of a finished batch, in input order, an error for each failed request."""
+        raise self._no_batches(None)
+
+    async def cancel_batch(self, batch_id: str) -> BatchJob:
+        """Ask the provider to stop a batch."""
+        raise self._no_batches(None)
+
+    def _no_batches(self, model: str | None) -> ProviderCapabilityError:
+        return ProviderCapabilityError(
+            f"provider {self.name!r} does not offer a batch API", provider=self.name, model=model
+        )
+
     async def check(self) -> None:  # noqa: B027  (no-op by default, on purpose)
         """Raise if the provider cannot be used as configured (credentials unresolved...).
 
@@ -126,6 +150,20 @@ class ProviderLayer(ModelProvider):
 
     async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
         return await self.inner.generate_image(options)
+
+    async def submit_batch(
+        self, requests: Sequence[ModelCompletionOptions], custom_ids: Sequence[str]
+    ) -> BatchJob:
+        return await self.inner.submit_batch(requests, custom_ids)
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        return await self.inner.get_batch(batch_id)
+
+    async def batch_results(self, batch_id: str) -> list[BatchItemResult]:
+        return await self.inner.batch_results(batch_id)
+
+    async def cancel_batch(self, batch_id: str) -> BatchJob:
+        return await self.inner.cancel_batch(batch_id)
 
     async def check(self) -> None:
         await self.inner.check()

@@ -53,6 +53,7 @@ from aiport.layers._retry import RetryBudget, RetryLayer
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from aiport._batch import BatchItemResult, BatchJob
     from aiport._config import (
         AgentConfig,
         LimiterBackend,
@@ -565,6 +566,101 @@ class ProviderService:
                 priority=priority,
                 cache=_cache_control(cache),
             )
+
+    # ------------------------------------------------------------------ provider batches
+
+    async def submit_batch(
+        self,
+        model: str,
+        requests: Sequence[ModelCompletionOptions | Mapping[str, Any]],
+        *,
+        custom_ids: Sequence[str] | None = None,
+    ) -> BatchJob:
+        """Submit completions to the provider's Batch API (half price, answers within 24 h)."""
+        from aiport._batch import submit_batch
+
+        return await submit_batch(self, model, requests, custom_ids=custom_ids)
+
+    async def get_batch(self, provider_or_model: str, batch_id: str) -> BatchJob:
+        """The current state of a submitted batch."""
+        from aiport._batch import get_batch
+
+        return await get_batch(self, provider_or_model, batch_id)
+
+    async def cancel_batch(self, provider_or_model: str, batch_id: str) -> BatchJob:
+        """Ask the provider to stop a batch."""
+        from aiport._batch import cancel_batch
+
+        return await cancel_batch(self, provider_or_model, batch_id)
+
+    async def batch_results(
+        self,
+        provider_or_model: str,
+        batch_id: str,
+        *,
+        custom_ids: Sequence[str] | None = None,
+    ) -> list[BatchItemResult]:
+        """The results of a finished batch, in input order, with a typed error per failure."""
+        from aiport._batch import batch_results
+
+        return await batch_results(self, provider_or_model, batch_id, custom_ids=custom_ids)
+
+    async def wait_batch(
+        self,
+        provider_or_model: str,
+        batch_id: str,
+        *,
+        poll_interval: float = 1.0,
+        max_interval: float = 60.0,
+        timeout: float | None = None,
+    ) -> BatchJob:
+        """Poll a batch, with growing jittered intervals, until it is done."""
+        from aiport._batch import wait_batch
+
+        return await wait_batch(
+            self,
+            provider_or_model,
+            batch_id,
+            poll_interval=poll_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+        )
+
+    async def run_batch(
+        self,
+        model: str,
+        requests: Sequence[ModelCompletionOptions | Mapping[str, Any]] = (),
+        *,
+        custom_ids: Sequence[str] | None = None,
+        batch_id: str | None = None,
+        on_submit: Callable[[BatchJob], object] | None = None,
+        poll_interval: float = 1.0,
+        max_interval: float = 60.0,
+        timeout: float | None = None,
+    ) -> list[BatchItemResult]:
+        """Submit (or resume, given ``batch_id``), wait, and return the results in order."""
+        from aiport._batch import run_batch
+
+        return await run_batch(
+            self,
+            model,
+            requests,
+            custom_ids=custom_ids,
+            batch_id=batch_id,
+            on_submit=on_submit,
+            poll_interval=poll_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+        )
+
+    def run_batch_sync(
+        self,
+        model: str,
+        requests: Sequence[ModelCompletionOptions | Mapping[str, Any]] = (),
+        **kwargs: Any,
+    ) -> list[BatchItemResult]:
+        """``run_batch`` for synchronous code."""
+        return self._runner.run(self.run_batch(model, requests, **kwargs))
 
     # ------------------------------------------------------------------ sync twins
 

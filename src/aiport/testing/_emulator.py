@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from ._anthropic import AnthropicRoutes
+from ._batches import BatchRoutes, ProviderBatchRoutes
 from ._faults import Call, Fault, Reply, SSEEvent, deliver, drop_connection, html_error_page
 from ._oauth import AcceptedKeys, OAuthRoutes
 from ._openai import OpenAIRoutes
@@ -71,6 +72,8 @@ class Emulator:
     names the model. ``stream_delay`` seconds are slept between SSE events.
     Anthropic models named in ``reject_prefill`` refuse a prefilled assistant answer with
     a 400, as some real models do; the others continue it.
+    ``batch_delay``: batches (:mod:`aiport.testing._batches`) are done after that many
+    status polls (an int; default 1) or seconds (a float).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Emulator:
         *,
         context_windows: Mapping[str, int] | None = None,
         reject_prefill: Iterable[str] = (),
+        batch_delay: float = 1,
     ) -> None:
         if stream_delay < 0:
             raise ValueError("stream_delay must be >= 0")
@@ -107,6 +111,12 @@ class Emulator:
         )
         self._anthropic = AnthropicRoutes(
             api_keys=keys, window=self._window, reject_prefill=frozenset(reject_prefill)
+        )
+        self._batches = BatchRoutes(
+            openai=self._openai,
+            anthropic=self._anthropic,
+            base_url=lambda: self.url,
+            delay=batch_delay,
         )
 
     # ------------------------------------------------------------------ addresses
@@ -270,9 +280,12 @@ class Emulator:
 
     def _routes(
         self, path: str, headers: Mapping[str, str]
-    ) -> OpenAIRoutes | AnthropicRoutes | OAuthRoutes:
+    ) -> OpenAIRoutes | AnthropicRoutes | OAuthRoutes | ProviderBatchRoutes:
         if path.startswith("/oauth/"):
             return self.oauth
+        batches = self._batches.route(path)
+        if batches is not None:
+            return batches
         if path.startswith("/v1/messages"):
             return self._anthropic
         if path.startswith("/files/"):

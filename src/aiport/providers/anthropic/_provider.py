@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
+from aiport._batch import BatchItemResult, BatchJob, in_order, send_raw, summarize_warnings
 from aiport._credentials import CredentialSource
 from aiport._errors import (
     InvalidRequestError,
@@ -24,6 +26,7 @@ from aiport._types import (
     StreamFinishEvent,
 )
 from aiport.providers._base import HttpProvider
+from aiport.providers.anthropic import _batch as batch
 from aiport.providers.anthropic._catalog import known_models
 from aiport.providers.anthropic._convert import (
     build_messages_request,
@@ -191,3 +194,59 @@ class AnthropicProvider(HttpProvider):
                 request_id=assembler.request_id,
             ) from exc
         yield StreamFinishEvent(response=response)
+
+    # ------------------------------------------------------------------ batch API
+
+    async def submit_batch(
+        self, requests: Sequence[ModelCompletionOptions], custom_ids: Sequence[str]
+    ) -> BatchJob:
+        """Create a Message Batch; each request's params are a ``complete`` body."""
+        bodies: list[dict[str, Any]] = []
+        notes: list[tuple[str, list[str]]] = []
+        for options, custom_id in zip(requests, custom_ids, strict=True):
+            body, warnings = self._request(options, stream=False)
+            bodies.append(body)
+            notes.append((custom_id, warnings))
+        model = requests[0].model if requests else None
+        payload = batch.build_batch_request(bodies, custom_ids)
+        data, _ = await self.post_json(batch.BATCHES_PATH, payload, model=model, timeout=None)
+        return batch.parse_batch(
+            data, provider=self.name, model=model, warnings=summarize_warnings(notes)
+        )
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """The batch's current state."""
+        self._require_key()
+        data = await self.get_json(self._batch_path(batch_id))
+        return batch.parse_batch(data, provider=self.name)
+
+    async def batch_results(self, batch_id: str) -> list[BatchItemResult]:
+        """The results of an ended batch, in input order (see ``in_order``)."""
+        job = await self.get_batch(batch_id)
+        if not job.raw.get("results_url"):
+            raise InvalidRequestError(
+                f"batch {batch_id} has no results yet ({job.status})",
+                provider=self.name,
+                reason="batch_not_finished",
+            )
+        # Always this provider's own URL: credentials never follow a URL from a body.
+        response = await send_raw(self, "GET", self._batch_path(batch_id) + "/results")
+        entries = batch.parse_results(
+            response.body, provider=self.name, models=self._models, scrub=self.redactor.scrub
+        )
+        return in_order(entries, provider=self.name, total=job.counts.total)
+
+    async def cancel_batch(self, batch_id: str) -> BatchJob:
+        """Ask Anthropic to cancel the batch (``canceling``, then ``ended``)."""
+        self._require_key()
+        response = await send_raw(self, "POST", self._batch_path(batch_id) + "/cancel")
+        data = self.parse_json(response.body, response.headers, None)
+        return batch.parse_batch(data, provider=self.name)
+
+    def _require_key(self) -> None:
+        if self._credential is None:
+            raise self.missing_credential_error(None)
+
+    @staticmethod
+    def _batch_path(batch_id: str) -> str:
+        return f"{batch.BATCHES_PATH}/{quote(batch_id, safe='')}"

@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
+from aiport._batch import BatchItemResult, BatchJob, has_default_ids, in_order, send_raw
 from aiport._credentials import CredentialSource
-from aiport._errors import ProviderConnectionError, ProviderError, StreamInterruptedError
+from aiport._errors import (
+    InvalidRequestError,
+    MalformedResponseError,
+    ProviderConnectionError,
+    ProviderError,
+    StreamInterruptedError,
+)
 from aiport._http import HttpClient, HttpTimeouts
 from aiport._mapping import request_id_from
 from aiport._types import (
@@ -29,6 +37,7 @@ from aiport._types import (
     StreamFinishEvent,
 )
 from aiport.providers._base import HttpProvider
+from aiport.providers.openai import _batch as batch
 from aiport.providers.openai._catalog import known_models
 from aiport.providers.openai._convert import (
     ChatStreamAssembler,
@@ -262,3 +271,80 @@ class OpenAIProvider(HttpProvider):
             request_id=request_id_from(response.headers),
             models=self._models,
         )
+
+    # ------------------------------------------------------------------ batch API
+
+    async def submit_batch(
+        self, requests: Sequence[ModelCompletionOptions], custom_ids: Sequence[str]
+    ) -> BatchJob:
+        """Upload the requests as a JSONL file (purpose ``batch``), then create the batch."""
+        model = requests[0].model if requests else None
+        self._require_credential(model)
+        content, warnings = batch.build_input_file(requests, custom_ids, compatible=self.compatible)
+        form, content_type = batch.multipart_form(
+            {"purpose": "batch"}, file_field="file", filename=batch.INPUT_FILENAME, content=content
+        )
+        uploaded = await send_raw(
+            self, "POST", "files", body=form, content_type=content_type, model=model
+        )
+        file_id = self.parse_json(uploaded.body, uploaded.headers, model).get("id")
+        if not isinstance(file_id, str) or not file_id:
+            raise MalformedResponseError(
+                f"{self.name} answered the file upload without a file id",
+                provider=self.name,
+                model=model,
+                request_id=request_id_from(uploaded.headers),
+            )
+        data, _ = await self.post_json(
+            "batches", batch.build_batch_create(file_id), model=model, timeout=None
+        )
+        return batch.parse_batch(data, provider=self.name, model=model, warnings=warnings)
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """The batch's current state (``GET /batches/{id}``)."""
+        self._require_credential(None)
+        data = await self.get_json(f"batches/{quote(batch_id, safe='')}")
+        return batch.parse_batch(data, provider=self.name)
+
+    async def batch_results(self, batch_id: str) -> list[BatchItemResult]:
+        """The output and error files of a finished batch, as results in input order."""
+        job = await self.get_batch(batch_id)
+        if not job.done or job.status == "failed":
+            failed = job.status == "failed"
+            detail = batch.batch_errors(job.raw) if failed else "not finished yet"
+            raise InvalidRequestError(
+                f"batch {batch_id} has no results ({job.status}: {detail})",
+                provider=self.name,
+                reason="batch_failed" if failed else "batch_not_finished",
+            )
+        output = await self._file_content(job.raw.get("output_file_id"))
+        errors = await self._file_content(job.raw.get("error_file_id"))
+        entries = batch.parse_result_files(
+            output, errors, provider=self.name, models=self._models, scrub=self.redactor.scrub
+        )
+        order = None
+        if not has_default_ids(e.custom_id for e in entries):
+            # The caller's own ids: only the input file knows their order.
+            input_file = await self._file_content(job.raw.get("input_file_id"))
+            order = batch.input_order(input_file, provider=self.name)
+        missing = {"cancelled": "batch_cancelled", "expired": "batch_expired"}
+        return in_order(
+            entries,
+            provider=self.name,
+            order=order,
+            total=job.counts.total,
+            missing_reason=missing.get(job.status, "batch_result_missing"),
+        )
+
+    async def cancel_batch(self, batch_id: str) -> BatchJob:
+        """Ask OpenAI to cancel the batch (it goes through ``cancelling``)."""
+        self._require_credential(None)
+        response = await send_raw(self, "POST", f"batches/{quote(batch_id, safe='')}/cancel")
+        data = self.parse_json(response.body, response.headers, None)
+        return batch.parse_batch(data, provider=self.name)
+
+    async def _file_content(self, file_id: Any) -> bytes:
+        if not isinstance(file_id, str) or not file_id:
+            return b""  # OpenAI leaves out a file that would be empty
+        response = await send_raw(self, "GET", f"files/{quote(file_id, safe='')}/content")
+        return response.body

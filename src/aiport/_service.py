@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -45,6 +45,7 @@ from aiport._types import (
     ProviderModel,
     StreamEvent,
 )
+from aiport.layers._batching import EmbeddingBatcher
 from aiport.layers._cache import CacheLayer
 from aiport.layers._hooks import Hooks, HooksLayer
 from aiport.layers._ratelimit import RateLimitLayer
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         RateLimitConfig,
     )
     from aiport._credentials import CredentialSource
+    from aiport._errors import ProviderError
     from aiport._http import HttpClient, HttpTimeouts
     from aiport._secrets import SecretResolver
 
@@ -224,8 +226,9 @@ class ProviderService:
         adapter = provider_type.build(context)
         self._http[name] = http
         # Hooks outermost (they time the whole call), then the cache (a hit costs nothing
-        # below it), then retries (the only retry owner), then rate limits (each retry
-        # waits for its own turn), then the caller's layers, then the adapter.
+        # below it), then embedding batching, then retries (the only retry owner), then
+        # rate limits (each retry waits for its own turn), then the caller's layers, then
+        # the adapter.
         limited = RateLimitLayer(
             wrap(adapter, *self._layers),
             limits=self._limits_source(name),
@@ -244,8 +247,13 @@ class ProviderService:
             secret = (await credential.get()).get_secret_value() if credential else ""
             return scope_digest(name, secret)
 
+        # Concurrent embeddings coalesce into one request: inside the cache (only misses are
+        # merged), outside retries (a failed batch is retried once, not once per caller).
+        # No waiting window: calls issued in the same loop turn (a gather) merge, and a lone
+        # call pays no added latency.
+        batched = EmbeddingBatcher(retry, window=0.0)
         cached = CacheLayer(
-            retry,
+            batched,
             backend=self._cache_backend,
             ttl=self.config.cache.ttl,
             enabled=enabled_for(self.config, name),
@@ -566,6 +574,42 @@ class ProviderService:
                 priority=priority,
                 cache=_cache_control(cache),
             )
+
+    async def complete_many(
+        self,
+        requests: Iterable[ModelCompletionOptions | Mapping[str, Any]],
+        /,
+        *,
+        concurrency: int = 16,
+        return_exceptions: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        **call_options: Any,
+    ) -> list[ModelCompletionResponse | ProviderError]:
+        """Run many completions with at most ``concurrency`` in flight; results in order.
+
+        A failed item is its typed error in the list (or raised, with
+        ``return_exceptions=False``); ``progress(done, total)`` follows along;
+        ``call_options`` (``priority``, ``fallbacks``, ``cache``) apply to every call.
+        """
+        from aiport._bulk import complete_many
+
+        return await complete_many(
+            self,
+            requests,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            **call_options,
+        )
+
+    def complete_many_sync(
+        self,
+        requests: Iterable[ModelCompletionOptions | Mapping[str, Any]],
+        /,
+        **kwargs: Any,
+    ) -> list[ModelCompletionResponse | ProviderError]:
+        """``complete_many`` for synchronous code."""
+        return self._runner.run(self.complete_many(requests, **kwargs))
 
     # ------------------------------------------------------------------ provider batches
 

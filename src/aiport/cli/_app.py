@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from aiport.cli._batch import batch_app
 from aiport.cli._check import Finding, check_config, render_config_check
 from aiport.cli._keys import keys_app
 from aiport.cli._output import (
@@ -58,6 +59,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
+app.add_typer(batch_app, name="batch")
 
 
 # ---------------------------------------------------------------------- global state

@@ -28,6 +28,7 @@ __all__ = [
     "STREAM_CHUNKS",
     "TEXT",
     "VECTOR",
+    "embed_body",
 ]
 
 CHAT_MODEL = "gpt-4o"
@@ -145,7 +146,21 @@ def _embed_body(embedding: object) -> bytes:
     )
 
 
+def embed_body(inputs: int, *, as_base64: bool) -> bytes:
+    """An embeddings answer with the fixture vector for each of ``inputs`` texts."""
+    vector: object = _VECTOR_BASE64 if as_base64 else VECTOR
+    return _dumps(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vector} for i in range(inputs)
+            ],
+            "model": EMBED_MODEL,
+            "usage": {"prompt_tokens": 4 * inputs, "total_tokens": 4 * inputs},
+        }
+    )
+
+
 EMBED_BODY_FLOAT: bytes = _embed_body(VECTOR)
-EMBED_BODY_BASE64: bytes = _embed_body(
-    base64.b64encode(struct.pack(f"<{EMBED_DIM}f", *VECTOR)).decode()
-)
+_VECTOR_BASE64 = base64.b64encode(struct.pack(f"<{EMBED_DIM}f", *VECTOR)).decode()
+EMBED_BODY_BASE64: bytes = _embed_body(_VECTOR_BASE64)

@@ -450,7 +450,7 @@ def measure_imports(
 ) -> dict[str, list[dict[str, float]]]:
     """Import time and RSS per client: one discarded warm-up (it also writes bytecode),
     then ``counts.imports`` fresh interpreters per client, interleaved and rotated."""
-    statements = {c: IMPORTS[c] for c in CLIENTS if venvs[VENV_OF[c]].ok}
+    statements = {c: IMPORTS[c] for c in CLIENTS if VENV_OF[c] in venvs and venvs[VENV_OF[c]].ok}
     if venvs["aiport"].ok:
         statements.update(AIPORT_IMPORT_EXTRAS)
         statements["(bare interpreter)"] = "pass"

@@ -58,6 +58,16 @@ CHAT = _response(fixtures.CHAT_BODY)
 STREAM = _response(fixtures.STREAM_BODY, b"text/event-stream; charset=utf-8")
 EMBED_FLOAT = _response(fixtures.EMBED_BODY_FLOAT)
 EMBED_BASE64 = _response(fixtures.EMBED_BODY_BASE64)
+
+
+def _input_count(body: bytes) -> int:
+    """How many texts an embeddings request carries (a string counts as one)."""
+    if b'"input":[' not in body.replace(b" ", b""):
+        return 1
+    inputs = json.loads(body).get("input")
+    return len(inputs) if isinstance(inputs, list) else 1
+
+
 NOT_FOUND = _response(
     b'{"error":{"message":"no such route on the bench upstream","type":"invalid_request_error"}}',
     status=b"404 Not Found",
@@ -116,11 +126,14 @@ class Upstream(asyncio.Protocol):
             COUNTS["chat"] += 1
             return CHAT
         if method == b"POST" and path == b"/v1/embeddings":
-            if b"base64" in body and _BASE64_FLAG.search(body):
-                COUNTS["embed-base64"] += 1
-                return EMBED_BASE64
-            COUNTS["embed-float"] += 1
-            return EMBED_FLOAT
+            base64_wanted = b"base64" in body and _BASE64_FLAG.search(body) is not None
+            COUNTS["embed-base64" if base64_wanted else "embed-float"] += 1
+            inputs = _input_count(body)
+            if inputs == 1:
+                return EMBED_BASE64 if base64_wanted else EMBED_FLOAT
+            # A merged request (micro-batching clients): one vector per input, in order.
+            COUNTS["embed-inputs"] += inputs
+            return _response(fixtures.embed_body(inputs, as_base64=base64_wanted))
         if method == b"GET" and path == b"/stats":
             return _response(json.dumps(dict(COUNTS)).encode())
         COUNTS["other"] += 1

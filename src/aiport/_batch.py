@@ -333,27 +333,10 @@ async def send_raw(
     The same plumbing as ``HttpProvider.post_json``: credentials in headers only, one
     retry with a fresh token after a 401, typed and scrubbed errors.
     """
-    from aiport._http import TransportError
-
-    extra = {"Content-Type": content_type} if content_type else None
-    for attempt in range(2):
-        headers, used = await provider._authorized_headers(extra)
-        try:
-            response = await provider._http.request(
-                method,
-                provider.url(path),
-                headers=headers,
-                body=body,
-                timeouts=provider.timeouts_for(model, None),
-            )
-        except TransportError as exc:
-            raise provider.transport_error(exc, model) from exc
-        provider._observe(response.status, response.headers, model)
-        if response.status < 300:
-            return response
-        if not await provider._retry_with_fresh_secret(response.status, used, attempt):
-            raise provider.error_from_body(response.status, response.headers, response.body, model)
-    raise AssertionError("unreachable: the second attempt returns or raises")
+    headers = {"Content-Type": content_type} if content_type else None
+    return await provider.send_request(
+        method, path, body, model=model, timeout=None, headers=headers
+    )
 
 
 # --------------------------------------------------------------------------- service helpers

@@ -225,7 +225,7 @@ class HttpProvider(ModelProvider):
         headers: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], HttpResponse]:
         """POST ``payload``; return the parsed JSON answer, or raise the typed error."""
-        response = await self._send_request(
+        response = await self.send_request(
             "POST", path, encode_json(payload), model=model, timeout=timeout, headers=headers
         )
         return self.parse_json(response.body, response.headers, model), response
@@ -234,10 +234,10 @@ class HttpProvider(ModelProvider):
         self, path: str, *, model: str | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
         """GET a JSON resource (model lists)."""
-        response = await self._send_request("GET", path, None, model=model, timeout=timeout)
+        response = await self.send_request("GET", path, None, model=model, timeout=timeout)
         return self.parse_json(response.body, response.headers, model)
 
-    async def _send_request(
+    async def send_request(
         self,
         method: str,
         path: str,
@@ -247,7 +247,13 @@ class HttpProvider(ModelProvider):
         timeout: float | None,
         headers: Mapping[str, str] | None = None,
     ) -> HttpResponse:
-        """Send one request (twice when a refreshed token may cure a 401); typed errors."""
+        """Send one request and return its successful answer, whatever its body is.
+
+        Credentials go in headers only; a 401 with a refreshable credential is retried once
+        with a fresh token; transport failures and error answers raise typed, scrubbed
+        errors. ``post_json`` and ``get_json`` are built on it; adapters use it directly
+        for uploads and downloads that are not JSON.
+        """
         for attempt in range(2):
             request_headers, used = await self._authorized_headers(headers)
             try:

@@ -239,3 +239,46 @@ def test_help_lists_the_command(run_cli: RunCli) -> None:
     result = run_cli("batch", "--help")
     assert result.exit_code == 0
     assert "run" in result.stdout
+
+
+def test_provider_batch_goes_through_the_batch_api(tmp_path: Path, run_cli: RunCli) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl", ask("one", custom_id="x-1"), ask("two"), ask("three")
+    )
+    target = tmp_path / "out.jsonl"
+    result = run_cli(
+        "batch",
+        "run",
+        str(source),
+        "-o",
+        str(target),
+        "--model",
+        "openai:gpt-4o-mini",
+        "--provider-batch",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "resume with --provider-batch --batch-id batch_" in result.stderr
+    records = read_jsonl(target)
+    assert [r["response"]["text"] for r in records] == [
+        "You said: one",
+        "You said: two",
+        "You said: three",
+    ]
+    assert records[0]["custom_id"] == "x-1"
+
+
+def test_provider_batch_needs_one_model(tmp_path: Path, run_cli: RunCli) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        ask("one", model="openai:gpt-4o-mini"),
+        ask("two", model="openai:gpt-4o"),
+    )
+    result = run_cli(
+        "batch", "run", str(source), "-o", str(tmp_path / "out.jsonl"), "--provider-batch"
+    )
+    assert result.exit_code == 1
+    assert "one model" in result.stderr
+    lone = run_cli(
+        "batch", "run", str(source), "-o", str(tmp_path / "o2.jsonl"), "--batch-id", "b-1"
+    )
+    assert lone.exit_code == 2

@@ -34,6 +34,7 @@ from aiport.cli._output import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from aiport._batch import BatchItemResult, BatchJob
     from aiport._service import ProviderService
     from aiport._types import ModelCompletionResponse
 
@@ -108,6 +109,25 @@ def run(
     concurrency: Annotated[
         int, typer.Option(min=1, help="The most requests in flight at once.")
     ] = 16,
+    provider_batch: Annotated[
+        bool,
+        typer.Option(
+            "--provider-batch",
+            help=(
+                "Send the lines through the provider's Batch API (OpenAI Batch, Anthropic "
+                "Message Batches: half price, results within 24 h) instead of online calls. "
+                "Every line must use the same model."
+            ),
+        ),
+    ] = False,
+    batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-id",
+            metavar="ID",
+            help="With --provider-batch: resume the batch ID instead of submitting again.",
+        ),
+    ] = None,
     json_mode: Annotated[
         bool,
         typer.Option(
@@ -122,6 +142,8 @@ def run(
     failed, or could not be read, are listed with their line number.
     """
     out = Output(json_mode=json_mode or bool(getattr(ctx.obj, "json", False)))
+    if batch_id is not None and not provider_batch:
+        out.fail("--batch-id only makes sense with --provider-batch", code=2)
     if input_path.resolve() == output_path.resolve():
         out.fail("the output file must not be the input file")
     try:
@@ -135,7 +157,8 @@ def run(
     except OSError as exc:
         out.fail(f"cannot write {output_path}: {_reason(exc)}")
     with sink, handle_errors(out):
-        results = _run_all(ctx, out, lines, concurrency)
+        batch = _ProviderBatch(out, batch_id) if provider_batch else None
+        results = _run_all(ctx, out, lines, concurrency, batch)
         _write(sink, lines, results)
     failed = [line for line in lines if line.error is not None]
     _summarise(out, input_path, output_path, lines, failed)
@@ -192,13 +215,34 @@ def _json_type(value: Any) -> str:
     return "a number"
 
 
+@dataclass
+class _ProviderBatch:
+    """How ``--provider-batch`` reports: the batch id (to resume with) as soon as known."""
+
+    out: Output
+    batch_id: str | None
+
+    def submitted(self, job: BatchJob) -> None:
+        self.out.info(
+            f"batch {job.id} on {job.provider}: {job.counts.total} requests submitted; "
+            f"if interrupted, resume with --provider-batch --batch-id {job.id}"
+        )
+
+
 def _run_all(
-    ctx: typer.Context, out: Output, lines: list[_Line], concurrency: int
+    ctx: typer.Context,
+    out: Output,
+    lines: list[_Line],
+    concurrency: int,
+    batch: _ProviderBatch | None = None,
 ) -> dict[int, ModelCompletionResponse]:
     """Send the readable lines; their errors go on the lines, the responses are returned."""
     todo = [line for line in lines if line.options is not None]
-    with _progress(out, len(todo)) as progress:
-        results = asyncio.run(_complete(ctx, todo, concurrency, progress))
+    if batch is not None:
+        results = asyncio.run(_submit_batch(ctx, todo, batch))
+    else:
+        with _progress(out, len(todo)) as progress:
+            results = asyncio.run(_complete(ctx, todo, concurrency, progress))
     responses: dict[int, ModelCompletionResponse] = {}
     for line, result in zip(todo, results, strict=True):
         if isinstance(result, ProviderError):
@@ -224,6 +268,30 @@ async def _complete(
             concurrency=concurrency,
             progress=progress,
         )
+
+
+async def _submit_batch(
+    ctx: typer.Context, todo: list[_Line], batch: _ProviderBatch
+) -> list[ModelCompletionResponse | ProviderError]:
+    requests = [line.options for line in todo if line.options is not None]
+    models = {str(options.get("model") or "") for options in requests}
+    if len(models) != 1 or "" in models:
+        raise InvalidRequestError(
+            "--provider-batch sends every line to one model: give --model, or the same "
+            f"model on every line (found: {', '.join(sorted(models)) or 'none'})",
+            reason="invalid_input",
+        )
+    async with _service(ctx) as service:
+        items = await service.run_batch(
+            models.pop(), requests, batch_id=batch.batch_id, on_submit=batch.submitted
+        )
+    return [item.response if item.response is not None else _item_error(item) for item in items]
+
+
+def _item_error(item: BatchItemResult) -> ProviderError:
+    error = item.exception()
+    assert error is not None  # a result without a response carries its error
+    return error
 
 
 def _service(ctx: typer.Context) -> ProviderService:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from aiport._cache import CacheBackend, backend_from_config, enabled_for, scope_digest
 from aiport._context import CacheControl
 from aiport._errors import (
     AiportError,
@@ -27,7 +26,6 @@ from aiport._errors import (
     ProviderAPIError,
     ProviderNotFoundError,
 )
-from aiport._limits import Limiter, create_limiter, limit_scope
 from aiport._provider import LayerFactory, ModelProvider, wrap
 from aiport._registry import ProviderContext, ProviderRegistry
 from aiport._routing import ResolvedModel, Router
@@ -45,16 +43,13 @@ from aiport._types import (
     ProviderModel,
     StreamEvent,
 )
-from aiport.layers._batching import EmbeddingBatcher
-from aiport.layers._cache import CacheLayer
 from aiport.layers._hooks import Hooks, HooksLayer
-from aiport.layers._ratelimit import RateLimitLayer
-from aiport.layers._retry import RetryBudget, RetryLayer
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from aiport._batch import BatchItemResult, BatchJob
+    from aiport._cache import CacheBackend
     from aiport._config import (
         AgentConfig,
         LimiterBackend,
@@ -65,6 +60,7 @@ if TYPE_CHECKING:
     from aiport._credentials import CredentialSource
     from aiport._errors import ProviderError
     from aiport._http import HttpClient, HttpTimeouts
+    from aiport._limits import Limiter
     from aiport._secrets import SecretResolver
 
 __all__ = ["ProviderService", "ResolvedModel"]
@@ -134,6 +130,8 @@ class ProviderService:
     def _cache_backend(self) -> CacheBackend:
         """The response cache store, shared by every provider (made on first use)."""
         if self._cache is None:
+            from aiport._cache import backend_from_config
+
             with self._lock:
                 if self._cache is None:
                     redis_url = None
@@ -202,7 +200,14 @@ class ProviderService:
         return provider
 
     def _build(self, name: str) -> ModelProvider:
+        # The layers load with the first provider, not with `import aiport`.
+        from aiport._cache import enabled_for, scope_digest
         from aiport._http import HttpClient
+        from aiport._limits import limit_scope
+        from aiport.layers._batching import EmbeddingBatcher
+        from aiport.layers._cache import CacheLayer
+        from aiport.layers._ratelimit import RateLimitLayer
+        from aiport.layers._retry import RetryBudget, RetryLayer
 
         config = self._provider_config(name)
         provider_type = self.registry.get(config.type)
@@ -288,6 +293,8 @@ class ProviderService:
         """The limiter of ``backend``, shared by every provider (buckets are per scope)."""
         limiter = self._limiters.get(backend)
         if limiter is None:
+            from aiport._limits import create_limiter
+
             redis_url = None
             if backend == "redis" and self.config.redis_url is not None:
                 redis_url = self._resolver.resolve(

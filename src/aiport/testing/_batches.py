@@ -25,6 +25,7 @@ import json
 import random
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,7 +78,7 @@ class _Timing:
         return time.monotonic() - batch.created >= self._delay
 
 
-class ProviderBatchRoutes:
+class ProviderBatchRoutes(ABC):
     """What the emulator's dispatcher needs of a provider's routes; errors delegate."""
 
     def __init__(self, base: OpenAIRoutes | AnthropicRoutes, timing: _Timing) -> None:
@@ -85,8 +86,9 @@ class ProviderBatchRoutes:
         self._timing = timing
         self._batches: dict[str, _Batch] = {}
 
-    def handle(self, call: Call) -> Reply:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, call: Call) -> Reply:
+        """Answer one batch or file request."""
 
     def status_error(self, call: Call, fault: Fault) -> Reply:
         return self._base.status_error(call, fault)

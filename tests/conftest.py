@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from aiport import ProviderService
+from aiport._credentials import StaticCredential
+from aiport._http import HttpClient
+from aiport.providers.openai import OpenAIProvider
 from aiport.testing import Emulator
 
 # The emulator fixtures load here (not through the entry point, disabled in pyproject) so
@@ -59,3 +62,22 @@ def emulator_config(emulator: Emulator, **extra: Any) -> dict[str, Any]:
 async def service(emulator: Emulator) -> AsyncIterator[ProviderService]:
     async with ProviderService(emulator_config(emulator), env={}) as svc:
         yield svc
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    """A pooled HTTP client for tests that build a provider by hand, closed afterwards."""
+    client = HttpClient()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def openai(emulator: Emulator, http: HttpClient) -> OpenAIProvider:
+    """An OpenAI adapter on the shared emulator (no layers around it)."""
+    return OpenAIProvider(
+        name="openai",
+        base_url=emulator.openai_base_url,
+        credential=StaticCredential(OPENAI_KEY),
+        http=http,
+    )

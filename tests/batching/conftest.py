@@ -36,13 +36,6 @@ async def emu() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def openai(emu: Emulator, http: HttpClient) -> OpenAIProvider:
     return OpenAIProvider(
         name="openai", base_url=emu.openai_base_url, credential=StaticCredential("k"), http=http

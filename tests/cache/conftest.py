@@ -8,7 +8,7 @@ test gets its own key namespace and never flushes the database.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,23 +46,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def openai(emulator: Emulator, http: HttpClient) -> OpenAIProvider:
-    return OpenAIProvider(
-        name="openai",
-        base_url=emulator.openai_base_url,
-        credential=StaticCredential(OPENAI_KEY),
-        http=http,
-    )
 
 
 @pytest.fixture

@@ -81,23 +81,6 @@ def limits_of(
     return lambda model: provider if model is None else tables.get(model)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def openai(emulator: Emulator, http: HttpClient) -> OpenAIProvider:
-    return OpenAIProvider(
-        name="openai",
-        base_url=emulator.openai_base_url,
-        credential=StaticCredential(OPENAI_KEY),
-        http=http,
-    )
-
-
 def limited(
     inner: ModelProvider,
     limiter: MemoryLimiter | None = None,

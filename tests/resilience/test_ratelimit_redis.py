@@ -47,13 +47,6 @@ OPTIONS = ModelCompletionOptions(model=MODEL, messages="hi")
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def make_limiter(
     redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Callable[..., RedisLimiter]]:

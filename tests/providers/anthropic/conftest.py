@@ -28,13 +28,6 @@ async def emu() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def make_provider(emu: Emulator, http: HttpClient) -> Callable[..., AnthropicProvider]:
     def make(**kwargs: Any) -> AnthropicProvider:
         kwargs.setdefault("credential", StaticCredential(CANARY_KEY))

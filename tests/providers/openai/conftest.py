@@ -70,13 +70,6 @@ async def emu() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def make_provider(emu: Emulator, http: HttpClient) -> Callable[..., OpenAIProvider]:
     def make(**kwargs: Any) -> OpenAIProvider:
         kwargs.setdefault("name", "openai")

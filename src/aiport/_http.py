@@ -157,14 +157,11 @@ class HttpClient:
         self._user_agent = user_agent
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._lock = threading.Lock()
-        self._closed = False
 
     def _session(self) -> tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop]:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            if self._closed:
-                raise RuntimeError("this HttpClient is closed")
             import aiohttp
 
             connector = aiohttp.TCPConnector(
@@ -316,16 +313,6 @@ class HttpClient:
                 del self._sessions[lp]
         if session is not None and not session.closed:
             await session.close()
-
-    def close_marker(self) -> None:
-        """Refuse new sessions from now on (the owner is shutting down)."""
-        self._closed = True
-
-    @property
-    def open_loops(self) -> list[asyncio.AbstractEventLoop]:
-        """The loops that still have an open session (for the owner's shutdown)."""
-        with self._lock:
-            return [loop for loop, session in self._sessions.items() if not session.closed]
 
 
 def _describe_connection_error(exc: BaseException) -> str:

@@ -6,30 +6,92 @@ Routes (one catch-all handler dispatches; see :mod:`aiport.testing` for behaviou
 ``POST /v1/messages/count_tokens`` (Anthropic); ``GET /v1/models[/<id>]`` for both (the
 Anthropic form when the request has an ``anthropic-version`` or ``x-api-key`` header);
 ``POST /oauth/token`` (an OAuth2 token endpoint, :mod:`aiport.testing._oauth`).
+The other providers' routes live in their own modules, found by path prefix
+(``_PROVIDER_ROUTES``): Gemini ``/v1beta/``, Azure OpenAI ``/openai/``, Mistral
+``/mistral/``, Cohere ``/v2/``, Ollama ``/api/``, Bedrock ``/model/``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from ._anthropic import AnthropicRoutes
-from ._batches import BatchRoutes, ProviderBatchRoutes
-from ._faults import Call, Fault, Reply, SSEEvent, deliver, drop_connection, html_error_page
+from ._batches import BatchRoutes
+from ._faults import (
+    Call,
+    Fault,
+    Reply,
+    StreamEvent,
+    deliver,
+    drop_connection,
+    html_error_page,
+)
 from ._oauth import AcceptedKeys, OAuthRoutes
 from ._openai import OpenAIRoutes
 
 _MAX_BODY = 64 * 1024 * 1024
 _DAMAGING = frozenset({"cut", "stall", "malformed", "slow", "stream-error"})
+
+
+class Routes(Protocol):
+    """What the server asks of one provider's routes."""
+
+    def handle(self, call: Call) -> Reply:
+        """The answer to a request without a fault."""
+        ...
+
+    def status_error(self, call: Call, fault: Fault) -> Reply:
+        """The provider's error body for an HTTP-status fault."""
+        ...
+
+    def context_length_error(self, call: Call) -> Reply:
+        """The provider's error for a prompt longer than the model's context window."""
+        ...
+
+    def stream_error_event(self, fault: Fault) -> StreamEvent:
+        """The provider's in-stream error event (the ``stream-error`` fault)."""
+        ...
+
+    def stream_error_status(self, fault: Fault) -> Fault:
+        """The status fault to answer with when a ``stream-error`` hits a non-stream call."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesContext:
+    """What the emulator shares with the routes of every provider."""
+
+    #: None accepts any non-empty key, else only these (and OAuth2 tokens it issued).
+    api_keys: frozenset[str] | None
+    #: The prompt-token limit of a model.
+    window: Callable[[str], int]
+    #: ``http://HOST:PORT`` of the running emulator.
+    base_url: Callable[[], str]
+    #: The OpenAI routes, for providers whose wire format is a dialect of OpenAI's.
+    openai: OpenAIRoutes
+
+
+#: Path prefix -> ``module:Class`` of the routes of the other providers, imported when a
+#: request first needs them. The class is built with a :class:`RoutesContext`.
+_PROVIDER_ROUTES: tuple[tuple[str, str], ...] = (
+    ("/v1beta/", "aiport.testing._gemini:GeminiRoutes"),
+    ("/openai/", "aiport.testing._azure:AzureRoutes"),
+    ("/mistral/", "aiport.testing._mistral:MistralRoutes"),
+    ("/v2/", "aiport.testing._cohere:CohereRoutes"),
+    ("/api/", "aiport.testing._ollama:OllamaRoutes"),
+    ("/model/", "aiport.testing._bedrock:BedrockRoutes"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +119,10 @@ class _Rule:
             return False
         if self.model is None:
             return True
-        return isinstance(body, dict) and body.get("model") == self.model
+        if isinstance(body, dict) and body.get("model") == self.model:
+            return True
+        # Gemini, Azure and Bedrock name the model (or deployment) in the path.
+        return self.model in path.replace(":", "/").split("/")
 
 
 class Emulator:
@@ -112,6 +177,10 @@ class Emulator:
         self._anthropic = AnthropicRoutes(
             api_keys=keys, window=self._window, reject_prefill=frozenset(reject_prefill)
         )
+        self._routes_context = RoutesContext(
+            api_keys=keys, window=self._window, base_url=lambda: self.url, openai=self._openai
+        )
+        self._provider_routes: dict[str, Routes] = {}
         self._batches = BatchRoutes(
             openai=self._openai,
             anthropic=self._anthropic,
@@ -144,6 +213,36 @@ class Emulator:
         """Base URL for Anthropic clients (they append ``/v1/messages``)."""
         return self.url
 
+    @property
+    def gemini_base_url(self) -> str:
+        """Base URL for Gemini clients (they append ``/v1beta/models/...``)."""
+        return self.url
+
+    @property
+    def azure_endpoint(self) -> str:
+        """Endpoint for Azure OpenAI clients (they append ``/openai/...``)."""
+        return self.url
+
+    @property
+    def mistral_base_url(self) -> str:
+        """Base URL for Mistral clients (``url + "/mistral/v1"``; its paths are OpenAI's)."""
+        return self.url + "/mistral/v1"
+
+    @property
+    def cohere_base_url(self) -> str:
+        """Base URL for Cohere clients (they append ``/v2/chat``...)."""
+        return self.url
+
+    @property
+    def ollama_base_url(self) -> str:
+        """Base URL for Ollama's native API (clients append ``/api/chat``...)."""
+        return self.url
+
+    @property
+    def bedrock_endpoint(self) -> str:
+        """Endpoint for Bedrock runtime clients (they append ``/model/<id>/converse``...)."""
+        return self.url
+
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "stopped"
         return f"<Emulator {where} requests={len(self.requests)}>"
@@ -171,7 +270,8 @@ class Emulator:
     ) -> None:
         """Give ``fault`` to the next ``times`` matching requests (None: every one).
 
-        ``path`` must equal the URL path; ``model`` the body's ``"model"``. Rules are
+        ``path`` must equal the URL path; ``model`` the body's ``"model"`` or a segment of
+        the path (``/v1beta/models/<model>:generateContent``). Rules are
         tried in the order added and a request consumes at most one. A request's
         ``x-emulator-fault`` header wins over (and does not consume) scheduled rules.
         """
@@ -278,14 +378,15 @@ class Emulator:
 
     # ------------------------------------------------------------------ handling
 
-    def _routes(
-        self, path: str, headers: Mapping[str, str]
-    ) -> OpenAIRoutes | AnthropicRoutes | OAuthRoutes | ProviderBatchRoutes:
+    def _routes(self, path: str, headers: Mapping[str, str]) -> Routes:
         if path.startswith("/oauth/"):
             return self.oauth
         batches = self._batches.route(path)
         if batches is not None:
             return batches
+        for prefix, target in _PROVIDER_ROUTES:
+            if path.startswith(prefix):
+                return self._provider(target)
         if path.startswith("/v1/messages"):
             return self._anthropic
         if path.startswith("/files/"):
@@ -293,6 +394,14 @@ class Emulator:
         if "anthropic-version" in headers or "x-api-key" in headers:
             return self._anthropic
         return self._openai
+
+    def _provider(self, target: str) -> Routes:
+        routes = self._provider_routes.get(target)
+        if routes is None:
+            module_name, _, class_name = target.partition(":")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            routes = self._provider_routes[target] = cls(self._routes_context)
+        return routes
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -364,7 +473,7 @@ class Emulator:
         request: web.Request,
         reply: Reply,
         fault: Fault | None = None,
-        error_event: SSEEvent | None = None,
+        error_event: StreamEvent | None = None,
     ) -> web.StreamResponse:
         return await deliver(
             request,

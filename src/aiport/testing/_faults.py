@@ -14,9 +14,9 @@ import http
 import json
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -385,14 +385,27 @@ class SSEEvent:
         return SSEEvent(self.data[: max(1, len(self.data) // 2)], self.event).render()
 
 
+class StreamEvent(Protocol):
+    """One unit of a streamed answer: an SSE event, an NDJSON line, an AWS event-stream
+    message... Faults cut, stall or damage a stream between (or inside) these units."""
+
+    def render(self) -> bytes:
+        """The bytes of this unit on the wire."""
+        ...
+
+    def broken(self) -> bytes:
+        """The same unit damaged so that a client cannot parse it."""
+        ...
+
+
 @dataclass(slots=True)
 class Reply:
-    """A complete answer: a body, or (for streams) a list of SSE events."""
+    """A complete answer: a body, or (for streams) a list of stream events."""
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    events: list[SSEEvent] | None = None
+    events: Sequence[StreamEvent] | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
@@ -400,12 +413,14 @@ class Reply:
         return cls(status, {**(headers or {}), "Content-Type": "application/json"}, body)
 
     @classmethod
-    def stream(cls, events: list[SSEEvent], headers: Mapping[str, str] | None = None) -> Reply:
-        hdrs = {
-            **(headers or {}),
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-        }
+    def stream(
+        cls,
+        events: Sequence[StreamEvent],
+        headers: Mapping[str, str] | None = None,
+        *,
+        content_type: str = "text/event-stream; charset=utf-8",
+    ) -> Reply:
+        hdrs = {**(headers or {}), "Content-Type": content_type, "Cache-Control": "no-cache"}
         return cls(200, hdrs, events=events)
 
 
@@ -458,7 +473,7 @@ async def deliver(
     *,
     pause: Pause,
     stream_delay: float = 0.0,
-    error_event: SSEEvent | None = None,
+    error_event: StreamEvent | None = None,
 ) -> web.StreamResponse:
     """Write ``reply`` to the client, damaged as ``fault`` says."""
     kind = fault.kind if fault is not None else None
@@ -511,12 +526,12 @@ async def _write_body(
 async def _write_stream(
     request: web.BaseRequest,
     resp: web.StreamResponse,
-    events: list[SSEEvent],
+    events: Sequence[StreamEvent],
     fault: Fault | None,
     pause: Pause,
     *,
     delay: float,
-    error: SSEEvent | None,
+    error: StreamEvent | None,
 ) -> None:
     kind = fault.kind if fault is not None else None
     after = fault.after_events if fault is not None and fault.after_events is not None else 0

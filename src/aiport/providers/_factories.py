@@ -12,7 +12,18 @@ if TYPE_CHECKING:
     from aiport._provider import ModelProvider
     from aiport._registry import ProviderContext
 
-__all__ = ["create_anthropic", "create_openai", "create_openai_compatible"]
+__all__ = [
+    "create_anthropic",
+    "create_azure",
+    "create_bedrock",
+    "create_cohere",
+    "create_gemini",
+    "create_mistral",
+    "create_ollama",
+    "create_openai",
+    "create_openai_compatible",
+    "create_preset",
+]
 
 
 def _common(context: ProviderContext) -> dict[str, object]:
@@ -59,3 +70,84 @@ def create_anthropic(context: ProviderContext) -> ModelProvider:
     if context.config.api_version:
         extra["api_version"] = context.config.api_version
     return AnthropicProvider(**_common(context), **extra)  # type: ignore[arg-type]
+
+
+def create_azure(context: ProviderContext) -> ModelProvider:
+    """An Azure OpenAI provider: ``api_version`` from the config, a model's ``deployment``
+    from its table, a bearer token when an ``auth`` table (Entra ID) gives the credential."""
+    from aiport.providers.azure import AzureOpenAIProvider
+
+    config = context.config
+    deployments: dict[str, str] = {}
+    for model_id, model in config.models.items():
+        if model.deployment:
+            deployments[model_id] = model.deployment
+            if model.name:
+                # The service hands the adapter the model's upstream name.
+                deployments[model.name] = model.deployment
+    return AzureOpenAIProvider(
+        **_common(context),  # type: ignore[arg-type]
+        api_version=config.api_version,
+        deployments=deployments,
+        bearer=config.auth is not None,
+    )
+
+
+def create_gemini(context: ProviderContext) -> ModelProvider:
+    """A Google Gemini API provider (``api_version``, default ``v1beta``)."""
+    from aiport.providers.gemini import GeminiProvider
+
+    extra: dict[str, object] = {}
+    if context.config.api_version:
+        extra["api_version"] = context.config.api_version
+    return GeminiProvider(**_common(context), **extra)  # type: ignore[arg-type]
+
+
+def create_bedrock(context: ProviderContext) -> ModelProvider:
+    """An AWS Bedrock provider (needs the ``aiport[bedrock]`` extra)."""
+    from aiport.providers.bedrock._factory import build_bedrock
+
+    return build_bedrock(context)
+
+
+def create_ollama(context: ProviderContext) -> ModelProvider:
+    """An Ollama provider (native API). Without a ``base_url`` in the config it uses
+    ``OLLAMA_HOST`` of the service's environment (``ProviderService(env=...)``, else the
+    process's) as Ollama's own clients read it, else ``http://localhost:11434``."""
+    from aiport.providers.ollama import OllamaProvider
+    from aiport.providers.ollama._provider import base_url_from_host
+
+    common = _common(context)
+    if "base_url" not in common:
+        common["base_url"] = base_url_from_host(context.env.get("OLLAMA_HOST"))
+    return OllamaProvider(**common)  # type: ignore[arg-type]
+
+
+def create_preset(context: ProviderContext, preset: str | None = None) -> ModelProvider:
+    """A provider for an OpenAI-compatible preset (``groq``, ``vllm``...): the OpenAI
+    adapter with the preset's base URL, headers and quirks. ``preset`` defaults to the
+    configured provider type."""
+    from aiport.providers._presets import preset_named
+    from aiport.providers.openai import OpenAIProvider
+
+    row = preset_named(preset or context.config.type)
+    common = _common(context)
+    common.setdefault("base_url", row.base_url)
+    # The preset's headers are defaults; the provider's configured headers win.
+    common["headers"] = {**row.headers, **context.config.headers}
+    common["description"] = context.config.description or row.description
+    return OpenAIProvider(**common, compatible=True, quirks=row.quirks)  # type: ignore[arg-type]
+
+
+def create_mistral(context: ProviderContext) -> ModelProvider:
+    """A Mistral AI provider."""
+    from aiport.providers.mistral import MistralProvider
+
+    return MistralProvider(**_common(context))  # type: ignore[arg-type]
+
+
+def create_cohere(context: ProviderContext) -> ModelProvider:
+    """A Cohere provider (v2 API)."""
+    from aiport.providers.cohere import CohereProvider
+
+    return CohereProvider(**_common(context))  # type: ignore[arg-type]

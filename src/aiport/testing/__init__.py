@@ -1,7 +1,11 @@
-"""An offline emulator of the OpenAI and Anthropic HTTP APIs, for tests and demos.
+"""An offline emulator of the AI providers' HTTP APIs, for tests and demos.
 
-It serves the real wire formats (JSON bodies, SSE framing, error bodies, headers) over
-real HTTP on loopback, so aiport's adapters and the official SDKs both accept it::
+It serves the real wire formats (JSON bodies, SSE / NDJSON / AWS event-stream framing,
+error bodies, headers) over real HTTP on loopback, so aiport's adapters and the official
+SDKs both accept it. OpenAI and Anthropic are described below; the other providers'
+routes document their own rules in their modules: Gemini (``_gemini``), Azure OpenAI
+(``_azure``), Mistral (``_mistral``), Cohere (``_cohere``), Ollama (``_ollama``) and
+Bedrock (``_bedrock``); :class:`Emulator` has a base URL property for each::
 
     from aiport.testing import Emulator, Fault
 

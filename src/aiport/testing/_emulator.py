@@ -121,8 +121,10 @@ class _Rule:
             return True
         if isinstance(body, dict) and body.get("model") == self.model:
             return True
-        # Gemini, Azure and Bedrock name the model (or deployment) in the path.
-        return self.model in path.replace(":", "/").split("/")
+        # Gemini, Azure and Bedrock name the model (or deployment) in the path; Bedrock ids
+        # contain colons (``...-v1:0``), Gemini puts one after the model (``:generateContent``).
+        segments = path.split("/")
+        return self.model in segments or self.model in path.replace(":", "/").split("/")
 
 
 class Emulator:
@@ -437,7 +439,16 @@ class Emulator:
                     time=time.monotonic(),
                 )
             )
-        call = Call(request.method, request.path, dict(request.query), headers, body, raw, seq)
+        call = Call(
+            request.method,
+            request.path,
+            dict(request.query),
+            headers,
+            body,
+            raw,
+            seq,
+            raw_path=request.raw_path.partition("?")[0],
+        )
         routes = self._routes(request.path, headers)
         if spec_error is not None:
             message = f"x-emulator-fault: {spec_error}"

@@ -367,6 +367,9 @@ class Call:
     body: Any  # parsed JSON, or None when the body is empty or not JSON
     raw: bytes
     seq: int  # 0-based arrival number within the emulator
+    #: The path as it was sent, percent-encoding kept (``path`` is decoded); AWS
+    #: signatures cover this form.
+    raw_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

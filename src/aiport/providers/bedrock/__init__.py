@@ -1,0 +1,5 @@
+"""AWS Bedrock: Converse, ConverseStream and InvokeModel embeddings (``aiport[bedrock]``)."""
+
+from aiport.providers.bedrock._provider import BedrockProvider
+
+__all__ = ["BedrockProvider"]

@@ -256,6 +256,10 @@ def parse_usage(data: Any) -> Usage:
     prompt_details = data.get("prompt_tokens_details")
     completion_details = data.get("completion_tokens_details")
     cached = _int(prompt_details.get("cached_tokens")) if prompt_details else 0
+    if not cached:
+        # DeepSeek reports its cache hits at the top level (prompt_cache_hit_tokens, with
+        # prompt_cache_miss_tokens the rest of prompt_tokens).
+        cached = _int(data.get("prompt_cache_hit_tokens"))
     reasoning = _int(completion_details.get("reasoning_tokens")) if completion_details else 0
     return Usage(
         input_tokens=prompt,

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiport._batch import BatchItemResult, BatchJob, has_default_ids, in_order, send_raw
+from aiport._catalogue import known_models
 from aiport._credentials import CredentialSource
 from aiport._errors import (
     InvalidRequestError,
@@ -36,9 +37,8 @@ from aiport._types import (
     StreamEvent,
     StreamFinishEvent,
 )
-from aiport.providers._base import HttpProvider
+from aiport.providers._base import HttpProvider, loads_text
 from aiport.providers.openai import _batch as batch
-from aiport.providers.openai._catalog import known_models
 from aiport.providers.openai._convert import (
     ChatStreamAssembler,
     build_chat_request,
@@ -51,6 +51,7 @@ from aiport.providers.openai._media import (
     parse_embedding_response,
     parse_image_response,
 )
+from aiport.providers.openai._quirks import ServerQuirks, apply_chat_quirks
 
 __all__ = ["OpenAIProvider"]
 
@@ -75,6 +76,9 @@ class OpenAIProvider(HttpProvider):
             ``max_completion_tokens``, float embeddings, developer messages as system
             messages, missing answer fields tolerated, no model catalogue.
         models: known models (default: OpenAI's catalogue, none when ``compatible``).
+        quirks: how a compatible server departs from OpenAI (a preset's row): refused
+            settings become warnings, ``/embeddings`` or ``/images`` it lacks raise
+            ``ProviderCapabilityError`` before any request.
 
     The other arguments are those of ``HttpProvider``.
     """
@@ -89,6 +93,7 @@ class OpenAIProvider(HttpProvider):
         organization: str | None = None,
         project: str | None = None,
         compatible: bool = False,
+        quirks: ServerQuirks | None = None,
         description: str = "",
         models: Mapping[str, ProviderModel] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -103,7 +108,7 @@ class OpenAIProvider(HttpProvider):
             default_headers["OpenAI-Project"] = project
         default_headers.update(headers or {})
         if models is None:
-            models = {} if compatible else known_models(name)
+            models = {} if compatible else known_models("openai", name)
         super().__init__(
             name=name,
             base_url=base_url,
@@ -117,6 +122,7 @@ class OpenAIProvider(HttpProvider):
             clock=clock,
         )
         self.compatible = compatible
+        self.quirks = quirks
 
     # ------------------------------------------------------------------ adapter hooks
 
@@ -152,6 +158,8 @@ class OpenAIProvider(HttpProvider):
         """Run a chat completion (see ``parse_chat_response`` for what is unified)."""
         self._require_credential(options.model)
         body, warnings = build_chat_request(options, compatible=self.compatible)
+        if self.quirks is not None:
+            apply_chat_quirks(body, warnings, self.quirks, self.name, stream=False)
         start = self._clock()
         data, response = await self.post_json(
             "chat/completions", body, model=options.model, timeout=options.timeout
@@ -181,6 +189,8 @@ class OpenAIProvider(HttpProvider):
         self._require_credential(options.model)
         model = options.model
         body, warnings = build_chat_request(options, compatible=self.compatible, stream=True)
+        if self.quirks is not None:
+            apply_chat_quirks(body, warnings, self.quirks, self.name, stream=True)
         assembler = ChatStreamAssembler()
         start = self._clock()
         done = False
@@ -197,7 +207,7 @@ class OpenAIProvider(HttpProvider):
                     if not data:
                         continue  # an empty keep-alive event
                     try:
-                        chunk = json.loads(data)
+                        chunk = loads_text(data)
                         if chunk.get("error") or event.event == "error":
                             raise self._error_in_answer(chunk, data, headers, model)
                         unified = assembler.feed(chunk)
@@ -239,6 +249,8 @@ class OpenAIProvider(HttpProvider):
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
         """Embed texts; vectors come back in input order."""
+        if self.quirks is not None and not self.quirks.embeddings:
+            return await super().embed(options)  # ProviderCapabilityError: no endpoint
         self._require_credential(options.model)
         body = build_embedding_request(options, compatible=self.compatible)
         start = self._clock()
@@ -257,6 +269,8 @@ class OpenAIProvider(HttpProvider):
     async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
         """Generate images. ``gpt-image`` models always answer with bytes, even when
         ``output="url"`` was asked for (they cannot give URLs)."""
+        if self.quirks is not None and not self.quirks.images:
+            return await super().generate_image(options)  # ProviderCapabilityError
         self._require_credential(options.model)
         body = build_image_request(options)
         start = self._clock()

@@ -19,6 +19,7 @@ the layer it came from, as one :class:`~aiport.ConfigError`. Secret settings (``
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import os
@@ -54,6 +55,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ._credentials import KeyRotation
 from ._errors import ConfigError, ConfigProblem, ProviderNotFoundError
 from ._secrets import BUILTIN_SCHEMES, SecretResolver, split_reference
 
@@ -127,11 +129,6 @@ _ENV_RESERVED = frozenset(
     }
 )
 _ENV_RESERVED_PREFIX = "AIPORT_TEST_"
-#: Standard credentials variables that make a provider available without any configuration.
-_DEFAULT_PROVIDERS: tuple[tuple[str, str, str], ...] = (
-    ("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
-    ("anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
-)
 
 _PROVIDER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _ADAPTER_TYPE_RE = re.compile(r"[a-z0-9_-]+")
@@ -207,6 +204,15 @@ def _check_secret_reference(value: SecretStr) -> None:
         raise PydanticCustomError(
             "keyring_reference", "keyring references take the form keyring:SERVICE/NAME"
         )
+
+
+def _checked_secret(value: SecretStr) -> SecretStr:
+    _check_secret_reference(value)
+    return value
+
+
+#: A secret setting inside a list (``api_keys``): each item checked, its problems located.
+SecretSetting = Annotated[SecretStr, AfterValidator(_checked_secret)]
 
 
 # -- the models ---------------------------------------------------------------------------
@@ -571,6 +577,13 @@ class ProviderModelConfig(_ConfigModel):
             "deployment, a long versioned id)."
         ),
     )
+    deployment: NonEmptyName | None = Field(
+        None,
+        description=(
+            "Azure OpenAI: the deployment serving this model when it is not named like the "
+            "model; the model id keeps picking prices and limits. Other providers ignore it."
+        ),
+    )
     description: str = Field("", description="Free text shown by `aiport models`.")
     aliases: list[str] = Field(
         default_factory=list,
@@ -634,6 +647,21 @@ class ProviderModelConfig(_ConfigModel):
         ge=0,
         allow_inf_nan=False,
         description="Price of a million input tokens read from the provider's prompt cache.",
+    )
+    cache_write_price_per_million: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Price of a million input tokens written to the provider's prompt cache.",
+    )
+    reasoning_price_per_million: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Price of a million reasoning (thinking) tokens; unset: the output price.",
+    )
+    deprecated: datetime.date | None = Field(
+        None, description="When the provider retires the model (YYYY-MM-DD)."
     )
     cache: bool | None = Field(
         None,
@@ -797,6 +825,23 @@ class ProviderConfig(_ConfigModel):
             "registered scheme) resolved when first needed, or, discouraged, the key itself."
         ),
     )
+    api_keys: list[SecretSetting] | None = Field(
+        None,
+        description=(
+            "Several credentials of this provider, instead of api_key: each a reference or a "
+            "literal like api_key, resolved when first needed. Calls are spread over them as "
+            "key_rotation says; each key has its own rate-limit buckets."
+        ),
+    )
+    key_rotation: KeyRotation = Field(
+        "round-robin",
+        description=(
+            "How calls use the keys of api_keys: 'round-robin' (each call starts at the next "
+            "key) or 'failover' (the first usable key, in order). In both, a key refused "
+            "(401/403) is set aside for 5 minutes, a key answered with 429 rests until its "
+            "Retry-After, and the call is retried at once with another key."
+        ),
+    )
     auth: AuthConfig | None = Field(
         None,
         description=(
@@ -809,6 +854,31 @@ class ProviderConfig(_ConfigModel):
     )
     organization: str | None = Field(None, description="The organisation id (OpenAI).")
     project: str | None = Field(None, description="The project id (OpenAI).")
+    region: str | None = Field(
+        None,
+        description=(
+            "The AWS region (Bedrock); unset: AWS_REGION, AWS_DEFAULT_REGION or the profile's."
+        ),
+    )
+    aws_profile: str | None = Field(
+        None,
+        description="The AWS profile of the credential chain (Bedrock); unset: AWS_PROFILE.",
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        None,
+        description=(
+            "Bedrock: an explicit access key id instead of the AWS credential chain, as a "
+            "reference (env:NAME, file:PATH, keyring:SERVICE/NAME...) or the value."
+        ),
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None,
+        description="Bedrock: the secret access key of aws_access_key_id (a reference).",
+    )
+    aws_session_token: SecretStr | None = Field(
+        None,
+        description="Bedrock: the session token of temporary access keys (a reference).",
+    )
     headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=dict, description="Headers sent with every request to this provider."
     )
@@ -832,6 +902,10 @@ class ProviderConfig(_ConfigModel):
         description=(
             "Known models by id. Models not listed can still be called as 'provider:model'."
         ),
+    )
+    preflight_checks: bool | None = Field(
+        None,
+        description="Overrides the top-level preflight_checks for this provider's models.",
     )
 
     @field_validator("type")
@@ -863,7 +937,7 @@ class ProviderConfig(_ConfigModel):
             raise PydanticCustomError("base_url", "must be an http:// or https:// URL with a host")
         return value.removesuffix("/")
 
-    @field_validator("api_key")
+    @field_validator("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
     @classmethod
     def _check_api_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -875,6 +949,34 @@ class ProviderConfig(_ConfigModel):
         if self.api_key is not None and self.auth is not None:
             raise PydanticCustomError(
                 "credential_conflict", "set either api_key or an auth table, not both"
+            )
+        keys = self.api_keys
+        if keys is not None:
+            if self.api_key is not None:
+                raise PydanticCustomError(
+                    "credential_conflict",
+                    "set either api_key (one key) or api_keys (several), not both",
+                )
+            if self.auth is not None:
+                raise PydanticCustomError(
+                    "credential_conflict", "set either api_keys or an auth table, not both"
+                )
+            if not keys:
+                raise PydanticCustomError(
+                    "api_keys_empty", "api_keys must list at least one key (or leave it unset)"
+                )
+            seen: dict[str, int] = {}
+            for index, key in enumerate(keys):
+                first = seen.setdefault(key.get_secret_value(), index)
+                if first != index:
+                    raise PydanticCustomError(
+                        "api_keys_duplicate",
+                        "api_keys[{first}] and api_keys[{index}] are the same key",
+                        {"first": first, "index": index},
+                    )
+        elif "key_rotation" in self.model_fields_set:
+            raise PydanticCustomError(
+                "key_rotation_alone", "key_rotation applies to api_keys only: set api_keys too"
             )
         return self
 
@@ -947,6 +1049,14 @@ class AgentConfig(_ConfigModel):
             "When a stream breaks after text was delivered: continue it (prefill where the "
             "model accepts it, else a clean restart announced by a 'restart' event) instead "
             "of raising StreamInterruptedError."
+        ),
+    )
+    preflight_checks: bool = Field(
+        True,
+        description=(
+            "Reject, before anything is sent, a request the model's known limits or "
+            "capabilities rule out (too long for its context window, tools to a model "
+            "without tools...). Models without a catalogue entry are never checked."
         ),
     )
     log_requests: bool = Field(
@@ -1661,13 +1771,26 @@ def _active_environment(
 
 
 def _default_providers(environ: Mapping[str, str]) -> dict[str, Any]:
+    """A provider for every built-in type and preset whose standard key variable is set
+    (``OPENAI_API_KEY``, ``GEMINI_API_KEY``, ``GROQ_API_KEY``...), named like its type.
+
+    A type that needs a base URL (Azure) is added only when its URL variable is set too.
+    """
+    from aiport._registry import builtin_types
+    from aiport.providers._presets import preset_types
+
     providers: dict[str, Any] = {}
-    for name, key_var, url_var in _DEFAULT_PROVIDERS:
-        if environ.get(key_var):
-            provider: dict[str, Any] = {"type": name, "api_key": f"env:{key_var}"}
-            if environ.get(url_var):
-                provider["base_url"] = environ[url_var]
-            providers[name] = provider
+    for row in (*builtin_types(), *preset_types().values()):
+        key_var = row.api_key_env
+        if not key_var or not environ.get(key_var):
+            continue
+        url = environ.get(row.base_url_env) if row.base_url_env else None
+        if row.requires_base_url and not url:
+            continue
+        provider: dict[str, Any] = {"type": row.name, "api_key": f"env:{key_var}"}
+        if url:
+            provider["base_url"] = url
+        providers[row.name] = provider
     return providers
 
 

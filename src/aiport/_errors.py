@@ -11,12 +11,18 @@ The hierarchy (each class keeps the stable ``code`` of its category)::
         └── ProviderAPIError                PROVIDER_API_ERROR
             ├── InvalidRequestError             reason "invalid_request"
             │   └── ContextLengthExceededError  reason "context_length_exceeded"
+            │       └── ContextWindowExceededError  reason "context_window_exceeded"
             ├── ContentFilterError              reason "content_filter"
             ├── ProviderTimeoutError            reason "timeout"
             ├── ProviderConnectionError         reason "connection"
             ├── MalformedResponseError          reason "malformed_response"
             ├── StreamInterruptedError          reason "stream_interrupted"
             └── ProviderCapabilityError         reason "unsupported_capability"
+                └── CapabilityNotSupportedError reason "capability_not_supported"
+
+``ContextWindowExceededError`` and ``CapabilityNotSupportedError`` are aiport's own
+preflight rejections: the model's catalogue entry rules the request out, so nothing was
+sent (no status code, not retryable).
 
 Errors carry context (provider, model, HTTP status, provider error type, request id,
 ``retryable``, ``retry_after``, attempts) and never a credential: messages built from
@@ -33,10 +39,12 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AiportError",
+    "CapabilityNotSupportedError",
     "ConfigError",
     "ConfigProblem",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "ContextWindowExceededError",
     "ErrorCode",
     "InvalidRequestError",
     "MalformedResponseError",
@@ -249,6 +257,18 @@ class ContextLengthExceededError(InvalidRequestError):
     default_reason = "context_length_exceeded"
 
 
+class ContextWindowExceededError(ContextLengthExceededError):
+    """Rejected before sending: the request cannot fit the model's known limits.
+
+    Raised by aiport's preflight check (no network call was made) when the prompt
+    certainly exceeds the model's context window, or the requested ``max_tokens``
+    exceeds its output limit. As a ``ContextLengthExceededError`` it triggers
+    ``context_length`` fallbacks like the provider's own rejection would.
+    """
+
+    default_reason = "context_window_exceeded"
+
+
 class ContentFilterError(ProviderAPIError):
     """The provider refused the request or the output on content-policy grounds."""
 
@@ -294,3 +314,17 @@ class ProviderCapabilityError(ProviderAPIError):
     """The provider (or model) does not offer the requested operation."""
 
     default_reason = "unsupported_capability"
+
+
+class CapabilityNotSupportedError(ProviderCapabilityError):
+    """Rejected before sending: the model's catalogue entry lacks a capability the
+    request needs (tools, image input, JSON output, streaming, chat, embeddings, images).
+
+    ``capability`` names it. Raised by aiport's preflight check; no network call was made.
+    """
+
+    default_reason = "capability_not_supported"
+
+    def __init__(self, message: str, *, capability: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.capability = capability

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +60,9 @@ __all__ = [
 Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# Schemas are built on first use, not at import (defer_build): `import aiport` stays light,
+# and a program pays only for the shapes it uses (docs/decisions.md 17).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 
@@ -417,7 +420,7 @@ ToolChoice: TypeAlias = Literal["auto", "none", "required"] | NamedToolChoice
 class JsonSchemaFormat(BaseModel):
     """Ask for JSON output that matches a JSON schema."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
     name: str = Field(default="response", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     schema_: dict[str, Any] = Field(alias="schema")
     description: str | None = None
@@ -465,7 +468,9 @@ class ModelCompletionOptions(BaseModel):
     anything not unified here (``{"logprobs": True}``, ``{"top_k": 5}``...).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", defer_build=True, arbitrary_types_allowed=True
+    )
 
     model: str
     messages: list[Message] = Field(min_length=1)
@@ -538,6 +543,9 @@ class Usage(BaseModel):
     ``input_tokens`` counts every input token, cached ones included;
     ``cached_input_tokens`` is the part read from the provider's prompt cache and
     ``cache_creation_input_tokens`` the part written to it (Anthropic).
+    ``output_tokens`` counts every generated token, reasoning (thinking) ones included,
+    as OpenAI, Anthropic and Gemini bill them; ``reasoning_tokens`` is that part (an
+    adapter whose provider reports thinking tokens apart, like Gemini, adds them in).
     """
 
     model_config = _FROZEN
@@ -580,7 +588,7 @@ class ModelCompletionResponse(BaseModel):
     requested settings the provider could not honour (never silently dropped).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     model: str
@@ -654,11 +662,13 @@ class ToolCallEvent(BaseModel):
 
 
 class UsageEvent(BaseModel):
-    """Token usage, as soon as the provider reports it."""
+    """Token usage, as soon as the provider reports it, and its price in US dollars
+    (``None`` when the model's prices are unknown)."""
 
     model_config = _FROZEN
     type: Literal["usage"] = "usage"
     usage: Usage
+    cost: float | None = None
 
 
 class RestartEvent(BaseModel):
@@ -701,7 +711,7 @@ StreamEvent: TypeAlias = Annotated[
 class ModelEmbeddingOptions(BaseModel):
     """An embedding request: one text or many, and optionally the vector size."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str
     input: list[str] = Field(min_length=1)
@@ -718,7 +728,7 @@ class ModelEmbeddingOptions(BaseModel):
 class ModelEmbeddingResponse(BaseModel):
     """Vectors in the order of the inputs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str
     provider: str
@@ -737,7 +747,7 @@ class ModelEmbeddingResponse(BaseModel):
 class ImageGenerationOptions(BaseModel):
     """An image generation request."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str
     prompt: str = Field(min_length=1)
@@ -753,7 +763,7 @@ class ImageGenerationOptions(BaseModel):
 class GeneratedImage(BaseModel):
     """One generated image: bytes, a URL, or both."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     data: bytes | None = Field(default=None, repr=False)
     url: str | None = None
@@ -764,7 +774,7 @@ class GeneratedImage(BaseModel):
 class ImageGenerationResponse(BaseModel):
     """The images of one generation call."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str
     provider: str
@@ -811,6 +821,8 @@ class ProviderModel(BaseModel):
     output_price_per_million: float | None = None
     cached_input_price_per_million: float | None = None
     cache_write_price_per_million: float | None = None
+    reasoning_price_per_million: float | None = None
+    deprecated: datetime.date | None = None
     aliases: tuple[str, ...] = ()
 
     @property
@@ -821,30 +833,43 @@ class ProviderModel(BaseModel):
     def cost(self, usage: Usage) -> float | None:
         """The price of ``usage`` in US dollars, or ``None`` when a needed price is unknown.
 
-        Cache reads and cache writes are priced at their own rates when known, else at
-        the input rate; output tokens need an output price only when there are some
-        (embeddings have none).
+        Each kind of token is priced at its own rate (per million)::
+
+            (input - cache reads - cache writes) * input
+              + cache reads * cached_input        (default: the input price)
+              + cache writes * cache_write        (default: the input price)
+              + (output - reasoning) * output
+              + reasoning * reasoning             (default: the output price)
+
+        ``output_tokens`` includes ``reasoning_tokens`` (see ``Usage``); counts that
+        overlap more than their total (a cache or reasoning part larger than the whole)
+        are clamped so no part is negative. An input price is always needed; an output
+        price only when output tokens were produced (embeddings produce none).
         """
         input_price = self.input_price_per_million
         if input_price is None:
             return None
+        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+        visible = usage.output_tokens - reasoning
         output_price = self.output_price_per_million
-        if output_price is None:
-            if usage.output_tokens:
-                return None
-            output_price = 0.0
+        reasoning_price = _known_or(self.reasoning_price_per_million, output_price)
+        if (visible and output_price is None) or (reasoning and reasoning_price is None):
+            return None
         read = usage.cached_input_tokens
         write = usage.cache_creation_input_tokens
-        read_price = _first_known(self.cached_input_price_per_million, input_price)
-        write_price = _first_known(self.cache_write_price_per_million, input_price)
         plain = max(usage.input_tokens - read - write, 0)
         return (
             plain * input_price
-            + read * read_price
-            + write * write_price
-            + usage.output_tokens * output_price
+            + read * _first_known(self.cached_input_price_per_million, input_price)
+            + write * _first_known(self.cache_write_price_per_million, input_price)
+            + visible * (output_price or 0.0)
+            + reasoning * (reasoning_price or 0.0)
         ) / 1_000_000
 
 
-def _first_known(*values: float | None) -> float:
-    return next(v for v in values if v is not None)
+def _known_or(value: float | None, default: float | None) -> float | None:
+    return value if value is not None else default
+
+
+def _first_known(value: float | None, default: float) -> float:
+    return value if value is not None else default

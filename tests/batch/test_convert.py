@@ -127,7 +127,7 @@ def test_openai_result_lines() -> None:
         },
         {"custom_id": "aiport-3", "response": {"status_code": 200, "body": {"choices": []}}},
     )
-    from aiport.providers.openai._catalog import known_models
+    from aiport._catalogue import known_models
 
     entries = openai_batch.parse_result_files(
         output, errors, provider="openai", models=known_models("openai"), scrub=keep

@@ -682,6 +682,26 @@ def test_default_provider_only_for_set_variables() -> None:
     assert load({}, env={"OPENAI_BASE_URL": "http://x"}).providers == {}
 
 
+def test_default_providers_for_every_type_with_a_standard_key_variable() -> None:
+    config = load(
+        {},
+        env={"GEMINI_API_KEY": "g", "MISTRAL_API_KEY": "m", "GROQ_API_KEY": "q"},
+        cwd=Path("/nonexistent-dir-for-aiport-tests"),
+    )
+    assert set(config.providers) == {"gemini", "mistral", "groq"}
+    assert config.providers["groq"].type == "groq"
+    assert config.providers["gemini"].api_key == SecretStr("env:GEMINI_API_KEY")
+
+
+def test_default_azure_provider_needs_its_endpoint_too() -> None:
+    assert load({}, env={"AZURE_OPENAI_API_KEY": "a"}).providers == {}
+    config = load(
+        {},
+        env={"AZURE_OPENAI_API_KEY": "a", "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com"},
+    )
+    assert config.providers["azure"].base_url == "https://x.openai.azure.com"
+
+
 def test_no_default_providers_when_some_are_configured() -> None:
     config = load(
         {"providers": {"local": {"type": "openai-compatible"}}}, env={"OPENAI_API_KEY": "x"}

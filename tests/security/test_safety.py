@@ -232,6 +232,10 @@ def test_the_wheel_holds_only_the_package(tmp_path: Path) -> None:
         names = wheel.namelist()
     assert "aiport/__init__.py" in names
     assert "aiport/py.typed" in names
+    # The model catalogue is data the package reads at run time.
+    catalogue = sorted(p.name for p in (ROOT / "src/aiport/_catalogue").glob("*.toml"))
+    assert catalogue
+    assert [n for n in catalogue if f"aiport/_catalogue/{n}" not in names] == []
     assert not [n for n in names if n.endswith(".pth")]
     outside = [
         n

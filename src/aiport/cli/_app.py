@@ -29,6 +29,7 @@ from aiport.cli._output import (
 
 if TYPE_CHECKING:
     from aiport._service import ProviderService
+    from aiport._types import ProviderModel
 
 __all__ = ["app"]
 
@@ -339,23 +340,56 @@ def image(
 # ---------------------------------------------------------------------- providers
 
 
-@app.command(epilog=_examples("aiport providers", "aiport --env prod --json providers"))
-def providers(ctx: typer.Context, json_mode: JsonOption = False) -> None:
+@app.command(
+    epilog=_examples(
+        "aiport providers",
+        "aiport --env prod --json providers",
+        "aiport providers --types",
+        "aiport providers --types --markdown",
+    )
+)
+def providers(
+    ctx: typer.Context,
+    *,
+    types: Annotated[
+        bool,
+        typer.Option(
+            "--types",
+            help="List the provider types aiport can talk to (configured or not) and what "
+            "each supports, from the registry and the model catalogue.",
+        ),
+    ] = False,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown",
+            help="Print aiport's own provider types (built-in and presets, no plug-ins) as "
+            "the Markdown table of the README.",
+        ),
+    ] = False,
+    json_mode: JsonOption = False,
+) -> None:
     """List the configured providers: type, base URL, key reference, and whether each is usable.
 
     Keys are never shown: a reference (env:OPENAI_API_KEY) is shown as written, a literal
     key is masked. "valid" means the provider can be built and its key resolves; no request
-    is sent.
+    is sent. With --types, list the provider types instead (the configuration is not read).
     """
     from aiport._secrets import describe_secret
 
     state, out = _state(ctx, json_mode)
+    if types or markdown:
+        _provider_types(out, markdown=markdown)
+        return
     rows: list[dict[str, Any]] = []
     with handle_errors(out), state.service() as service:
         for name, config in service.config.providers.items():
             provider_type = service.registry.types.get(config.type)
             if config.api_key is not None:
                 key = describe_secret(config.api_key)
+            elif config.api_keys:
+                key = ", ".join(describe_secret(k) for k in config.api_keys)
+                key += f" ({config.key_rotation})" if len(config.api_keys) > 1 else ""
             elif provider_type is not None and provider_type.api_key_env:
                 key = f"env:{provider_type.api_key_env} (default)"
             else:
@@ -412,6 +446,26 @@ def providers(ctx: typer.Context, json_mode: JsonOption = False) -> None:
     )
 
 
+def _provider_types(out: Output, *, markdown: bool) -> None:
+    from aiport._registry import ProviderRegistry
+    from aiport.cli._catalogue import (
+        builtin_registry,
+        provider_types_table,
+        render_markdown,
+        summarize_types,
+    )
+
+    with handle_errors(out):
+        registry = builtin_registry() if markdown else ProviderRegistry.default()
+        summaries = summarize_types(registry)
+    if out.json_mode:
+        out.json({"provider_types": [s.document() for s in summaries]})
+    elif markdown:
+        out.text(render_markdown(summaries))
+    else:
+        out.print(provider_types_table(summaries))
+
+
 def _built_provider(service: ProviderService, name: str) -> Any:
     from aiport._errors import AiportError
 
@@ -453,7 +507,8 @@ _SHORT_CAPABILITY = {
     epilog=_examples(
         "aiport models",
         "aiport models --provider anthropic",
-        "aiport models --capability tools --capability vision",
+        "aiport models --capability tools --capability vision --max-input-price 1",
+        "aiport models --all --min-context 1M",
         "aiport --json models --capability embeddings",
     )
 )
@@ -463,7 +518,11 @@ def models(
     provider: Annotated[
         list[str] | None,
         typer.Option(
-            "--provider", "-p", metavar="NAME", help="Only this provider's models (repeatable)."
+            "--provider",
+            "-p",
+            metavar="NAME",
+            help="Only this provider's models (repeatable): a configured provider, or a "
+            "provider type for its built-in catalogue.",
         ),
     ] = None,
     capability: Annotated[
@@ -474,32 +533,81 @@ def models(
             help="Only models with this capability (repeatable: all must match).",
         ),
     ] = None,
+    max_input_price: Annotated[
+        float | None,
+        typer.Option(
+            "--max-input-price",
+            metavar="USD",
+            min=0,
+            help="Only models whose input price per million tokens is at most this.",
+        ),
+    ] = None,
+    min_context: Annotated[
+        str | None,
+        typer.Option(
+            "--min-context",
+            metavar="TOKENS",
+            help="Only models with at least this context window (128000, 128k, 1M).",
+        ),
+    ] = None,
+    include_deprecated: Annotated[
+        bool,
+        typer.Option(
+            "--include-deprecated", help="Also list models with an announced retirement date."
+        ),
+    ] = False,
+    all_types: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="The built-in catalogue of every provider type, configured or not."
+        ),
+    ] = False,
     json_mode: JsonOption = False,
 ) -> None:
     """List the known models with their capabilities, limits and prices.
 
-    Prices are US dollars per million tokens (input / output); capabilities are shortened
-    in the table (stream, json, embed, image) and spelled out with --json. Models not
-    listed can still be called as 'provider:model'.
+    Known models are the built-in catalogue of each configured provider's type, merged
+    with the model tables of the configuration (config values win). Prices are US
+    dollars per million tokens (input / output); capabilities are shortened in the table
+    (stream, json, embed, image) and spelled out with --json. A filter on a price or a
+    window leaves out models where it is unknown. Models not listed can still be called
+    as 'provider:model'.
     """
+    from aiport.cli._catalogue import filter_models, parse_token_count
+
     state, out = _state(ctx, json_mode)
+    try:
+        window = parse_token_count(min_context) if min_context is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--min-context") from None
     with handle_errors(out), state.service() as service:
-        if provider:
-            found = [m for name in provider for m in service.known_models(name).values()]
-        else:
-            found = service.list_models()
-    wanted = [c.value for c in capability or ()]
-    found = [m for m in found if all(getattr(m.capabilities, c) for c in wanted)]
+        found = _listed_models(service, provider or [], all_types=all_types)
+        configured = bool(service.provider_names)
+    found = filter_models(
+        found,
+        capabilities=[c.value for c in capability or ()],
+        max_input_price=max_input_price,
+        min_context=window,
+        include_deprecated=include_deprecated,
+    )
     if out.json_mode:
         out.json({"models": [model_document(m) for m in found]})
         return
     if not found:
-        out.info("No models match.")
+        out.info(
+            "No models match."
+            if provider or all_types or configured
+            else "No providers configured: `aiport models --all` lists every built-in model."
+        )
         return
+    columns = ["model", "capabilities", "context", "max out", "$/M in", "$/M out"]
+    retiring = any(m.deprecated is not None for m in found)
+    if retiring:
+        columns.append("retires")
     out.print(
         table(
             None,
-            ["model", "capabilities", "context", "max out", "$/M in", "$/M out"],
+            columns,
             [
                 [
                     m.qualified_id,
@@ -508,12 +616,36 @@ def models(
                     format_tokens(m.max_output_tokens),
                     format_price(m.input_price_per_million),
                     format_price(m.output_price_per_million),
+                    *([m.deprecated.isoformat() if m.deprecated else None] if retiring else []),
                 ]
                 for m in found
             ],
             wrap=("capabilities",),
         )
     )
+
+
+def _listed_models(
+    service: ProviderService, providers: list[str], *, all_types: bool
+) -> list[ProviderModel]:
+    """The models ``aiport models`` starts from, before its filters."""
+    registry = service.registry
+    if all_types:
+        return [
+            model
+            for name in sorted(registry.names())
+            for model in registry.types[name].known_models(name).values()
+        ]
+    if not providers:
+        return service.list_models()
+    found: list[ProviderModel] = []
+    for name in providers:
+        if name not in service.config.providers and name in registry.types:
+            # A type that is not configured: its built-in catalogue.
+            found.extend(registry.types[name].known_models(name).values())
+        else:
+            found.extend(service.known_models(name).values())
+    return found
 
 
 # ---------------------------------------------------------------------- config check
@@ -525,6 +657,7 @@ def models(
         "aiport config check",
         "aiport config check ./aiport.toml --env prod",
         "aiport --json config check | jq .problems",
+        "aiport config check --allow-warnings",
     ),
 )
 def config_check(
@@ -540,13 +673,20 @@ def config_check(
         str | None,
         typer.Option("--env", "-e", metavar="NAME", help="Profile to apply (as the global --env)."),
     ] = None,
+    allow_warnings: Annotated[
+        bool,
+        typer.Option(
+            "--allow-warnings", help="Exit with code 0 when the only problems are warnings."
+        ),
+    ] = False,
     json_mode: JsonOption = False,
 ) -> None:
     """Load the configuration, print it resolved with secrets masked, and report problems.
 
-    Errors (invalid values, unknown provider types) make it exit with code 1. Warnings
-    (credential references that do not resolve here, API keys written literally in a file)
-    are reported but keep the exit code 0.
+    Any problem makes it exit with code 1: errors (invalid values, unknown provider types)
+    and warnings (credential references that do not resolve here, API keys written
+    literally in a file, plain http to another host), unless --allow-warnings is given.
+    API keys are identified by fingerprint (key#3f2a9c1e…wxyz), never shown.
     """
     from aiport._config import load_config
     from aiport._errors import ConfigError
@@ -565,7 +705,7 @@ def config_check(
         raise typer.Exit(1) from None
     with handle_errors(out):
         findings = check_config(config, source, profile)
-    if not render_config_check(out, config, findings):
+    if not render_config_check(out, config, findings, allow_warnings=allow_warnings):
         raise typer.Exit(1)
 
 

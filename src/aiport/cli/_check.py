@@ -1,10 +1,19 @@
-"""``aiport config check``: load a configuration, find what is wrong, show it masked."""
+"""``aiport config check``: load a configuration, find what is wrong, show it masked.
+
+Every problem is reported with its path and, where known, where the value came from; any
+problem, a warning included, makes the check fail (exit code 1) unless warnings are
+allowed (``--allow-warnings``). API keys are shown as written when they are references,
+masked when they are literals, and identified by their fingerprint
+(:func:`aiport._credentials.key_fingerprint`) when they resolve.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,8 +34,10 @@ from aiport.cli._output import Output, _one_line, _plural, error_document, mask_
 
 __all__ = [
     "Finding",
+    "KeyInfo",
     "check_config",
     "config_document",
+    "key_fingerprints",
     "render_config_check",
     "value_sources",
 ]
@@ -62,13 +73,32 @@ class Finding:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One API key of a provider, as ``aiport config check`` shows it.
+
+    ``value`` is the setting as written (a reference) or masked (a literal);
+    ``fingerprint`` identifies the key it resolves to (``None`` when it does not resolve).
+    """
+
+    path: str
+    value: str
+    fingerprint: str | None
+
+    def document(self) -> dict[str, Any]:
+        """As a JSON object."""
+        return {"path": self.path, "value": self.value, "fingerprint": self.fingerprint}
+
+
 def check_config(
     config: AgentConfig, source: Path | None, environment: str | None
 ) -> list[Finding]:
     """Every problem of a loaded configuration, errors first.
 
     Errors: provider types that do not exist (or lack a required base_url). Warnings:
-    credentials that cannot be resolved here, and secrets written literally in the file.
+    credentials that cannot be resolved here (each key of ``api_keys`` on its own), secrets
+    written literally in the file, and plain http to a host that is not this machine.
+    A finding without a source of its own gets the source of the setting it names.
     """
     from aiport._service import ProviderService
 
@@ -87,20 +117,95 @@ def check_config(
     except ConfigError as exc:
         findings.extend(Finding("error", p.path, p.message, p.source) for p in exc.problems)
     else:
-        with service:
+        with service, _quiet_plain_http():
             for name, provider in config.providers.items():
                 if provider.enabled and not service.validate_provider(name):
-                    findings.append(_unusable(service, config, name))
+                    findings.extend(_unusable(service, config, name))
+    findings.extend(_plain_http(config))
     findings.extend(_literal_secrets(source, environment))
+    findings.sort(key=lambda f: f.severity != "error")
+    return _with_sources(config, findings)
+
+
+@contextlib.contextmanager
+def _quiet_plain_http() -> Iterator[None]:
+    """Drop the log line about plain http while providers are built: it is a finding here."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "uses plain http" not in str(record.msg)
+
+    logger = logging.getLogger("aiport")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _with_sources(config: AgentConfig, findings: list[Finding]) -> list[Finding]:
+    """``findings``, each without a source given the source of the setting it names."""
+    if all(f.source is not None for f in findings):
+        return findings
+    try:
+        sources = value_sources(config)
+    except Exception:  # where values came from is a courtesy: never fail the check on it
+        return findings
+    config_file = _config_file(config)
+    out = []
+    for finding in findings:
+        origin = None
+        if finding.source is None:
+            path = re.sub(r"\[\d+\]$", "", finding.path)
+            origin = sources.get(path)
+            if origin == "file" and config_file is not None:
+                origin = str(config_file)
+        out.append(
+            Finding(finding.severity, finding.path, finding.message, origin)
+            if origin is not None
+            else finding
+        )
+    return out
+
+
+def _plain_http(config: AgentConfig) -> list[Finding]:
+    """Warnings for providers whose base_url sends keys and prompts over plain http."""
+    from aiport._tokens import is_loopback_host
+
+    findings = []
+    for name, provider in config.providers.items():
+        url = provider.base_url
+        if not provider.enabled or url is None:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            findings.append(
+                Finding(
+                    "warning",
+                    f"providers.{name}.base_url",
+                    f"plain http to {parts.hostname}: the API key and the prompts travel "
+                    "unencrypted; use https (http is only for servers on this machine)",
+                )
+            )
     return findings
 
 
-def _unusable(service: ProviderService, config: AgentConfig, name: str) -> Finding:
+def _unusable(service: ProviderService, config: AgentConfig, name: str) -> list[Finding]:
     from pydantic import SecretStr
 
     from aiport._errors import ProviderAuthError
 
     provider = config.providers[name]
+    if provider.api_keys:
+        resolver = config.secret_resolver()
+        refused = []
+        for index, key in enumerate(provider.api_keys):
+            try:
+                resolver.resolve(key, what=f"API key api_keys[{index}] of provider {name!r}")
+            except ProviderAuthError as exc:
+                path = f"providers.{name}.api_keys[{index}]"
+                refused.append(Finding("warning", path, _one_line(exc.message)))
+        if refused:
+            return refused
     provider_type = service.registry.types.get(provider.type)
     if provider.auth is not None:
         import asyncio
@@ -112,24 +217,34 @@ def _unusable(service: ProviderService, config: AgentConfig, name: str) -> Findi
         try:
             asyncio.run(check_credential(credential))
         except ProviderAuthError as exc:
-            return Finding("warning", f"providers.{name}.auth", _one_line(exc.message))
+            return [Finding("warning", f"providers.{name}.auth", _one_line(exc.message))]
     value = provider.api_key
-    if value is None and provider_type is not None and provider_type.api_key_env:
+    if (
+        value is None
+        and not provider.api_keys
+        and provider_type is not None
+        and provider_type.api_key_env
+    ):
         value = SecretStr(f"env:{provider_type.api_key_env}")
     path = f"providers.{name}.api_key"
     if value is not None:
         try:
             config.secret_resolver().resolve(value, what=f"the API key of provider {name!r}")
         except ProviderAuthError as exc:
-            return Finding("warning", path, _one_line(exc.message))
+            return [Finding("warning", path, _one_line(exc.message))]
     try:
         service.get_provider(name)
     except AiportError as exc:
         message = exc.message if isinstance(exc, ProviderError) else str(exc)
-        return Finding("warning", f"providers.{name}", _one_line(message))
-    if value is None and provider_type is not None and provider_type.requires_api_key:
-        return Finding("warning", path, f"provider {name!r} has no API key configured")
-    return Finding("warning", f"providers.{name}", "the provider cannot be used as configured")
+        return [Finding("warning", f"providers.{name}", _one_line(message))]
+    if (
+        value is None
+        and not provider.api_keys
+        and provider_type is not None
+        and provider_type.requires_api_key
+    ):
+        return [Finding("warning", path, f"provider {name!r} has no API key configured")]
+    return [Finding("warning", f"providers.{name}", "the provider cannot be used as configured")]
 
 
 def _literal_secrets(source: Path | None, environment: str | None) -> list[Finding]:
@@ -167,6 +282,20 @@ def _literal_secrets(source: Path | None, environment: str | None) -> list[Findi
                     label,
                 )
             )
+        for index, item in enumerate(provider.api_keys or ()):
+            if not resolver.is_reference(item.get_secret_value()):
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"providers.{name}.api_keys[{index}]",
+                        "an API key is written literally in the configuration file; keep it "
+                        "out of files and write a reference instead, e.g. "
+                        f'"env:{variable}_API_KEY_{index + 1}", or store it with '
+                        f"`aiport keys set {name}-{index + 1}` and write "
+                        f'"keyring:aiport/{name}-{index + 1}"',
+                        label,
+                    )
+                )
         secret = provider.auth.client_secret if provider.auth is not None else None
         if secret is not None and not resolver.is_reference(secret.get_secret_value()):
             findings.append(
@@ -204,6 +333,11 @@ def config_document(config: AgentConfig) -> dict[str, Any]:
         data["providers"][name]["api_key"] = (
             describe_secret(provider.api_key) if provider.api_key else None
         )
+        data["providers"][name]["api_keys"] = (
+            [describe_secret(key) for key in provider.api_keys]
+            if provider.api_keys is not None
+            else None
+        )
         auth = provider.auth
         if auth is not None and isinstance(data["providers"][name].get("auth"), dict):
             data["providers"][name]["auth"]["client_secret"] = (
@@ -211,6 +345,58 @@ def config_document(config: AgentConfig) -> dict[str, Any]:
             )
     data["environments"] = sorted(config.environments)
     return data
+
+
+def key_fingerprints(config: AgentConfig) -> list[KeyInfo]:
+    """The API keys of the enabled providers, each with its fingerprint when it resolves.
+
+    Keys configured with ``api_key`` or ``api_keys``, and, for a provider with neither, the
+    key its type's standard variable (or the aiport keystore) would give. Token
+    credentials (``auth``) are left out: their tokens are fetched, not configured.
+    """
+    from aiport._credentials import KeyPool, SecretReference, build_credential, key_fingerprint
+    from aiport._errors import ProviderAuthError
+    from aiport._registry import ProviderRegistry
+    from aiport._secrets import describe_secret
+
+    registry = ProviderRegistry.default()
+    resolver = config.secret_resolver()
+    found: list[KeyInfo] = []
+
+    def fingerprint(reference: SecretReference) -> str | None:
+        try:
+            return key_fingerprint(reference.resolve_now().get_secret_value())
+        except ProviderAuthError:
+            return None
+
+    for name, provider in config.providers.items():
+        if not provider.enabled or provider.auth is not None:
+            continue
+        provider_type = registry.types.get(provider.type)
+        default_env = provider_type.api_key_env if provider_type is not None else None
+        credential = build_credential(name, provider, resolver, default_env=default_env)
+        if isinstance(credential, KeyPool):
+            assert provider.api_keys is not None
+            for key, value in zip(credential.keys, provider.api_keys, strict=True):
+                found.append(
+                    KeyInfo(
+                        f"providers.{name}.{key.path}",
+                        describe_secret(value, resolver=resolver),
+                        fingerprint(key.reference),
+                    )
+                )
+        elif isinstance(credential, SecretReference):
+            if provider.api_keys:
+                path, value = f"providers.{name}.api_keys[0]", provider.api_keys[0]
+                shown = describe_secret(value, resolver=resolver)
+            elif provider.api_key is not None:
+                path = f"providers.{name}.api_key"
+                shown = describe_secret(provider.api_key, resolver=resolver)
+            else:
+                path = f"providers.{name}.api_key"
+                shown = f"env:{default_env} (default)"
+            found.append(KeyInfo(path, shown, fingerprint(credential)))
+    return found
 
 
 # ---------------------------------------------------------------------- where values came from
@@ -369,27 +555,35 @@ def render_config_check(
     findings: Sequence[Finding],
     *,
     error: ConfigError | None = None,
+    allow_warnings: bool = False,
 ) -> bool:
-    """Print the check (document or text); return whether the configuration is valid.
+    """Print the check (document or text); return whether the check passed.
 
-    ``error`` is the ConfigError that stopped the configuration from loading, if any.
+    It passes when there is no problem at all, or only warnings and ``allow_warnings``.
+    ``error`` is the ConfigError that stopped the configuration from loading, if any. In
+    the JSON document ``valid`` says whether there is no error, ``passed`` whether the
+    check passed (the exit code), and ``keys`` lists the API keys by fingerprint.
     """
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     valid = not errors and error is None
+    passed = valid and (allow_warnings or not warnings)
+    keys = key_fingerprints(config) if config is not None else []
     if out.json_mode:
         out.json(
             {
                 "valid": valid,
+                "passed": passed,
                 "source": config.source if config is not None else None,
                 "environment": config.environment if config is not None else None,
                 "config": config_document(config) if config is not None else None,
                 "sources": value_sources(config) if config is not None else None,
+                "keys": [key.document() for key in keys],
                 "problems": [f.document() for f in findings],
                 **({"error": error_document(error)} if error is not None else {}),
             }
         )
-        return valid
+        return passed
     if config is not None:
         header = Text("Configuration: ", style="bold")
         header.append(config.source, style="")
@@ -399,6 +593,18 @@ def render_config_check(
         out.print(Text("(each setting is followed by where it came from)", style="dim"))
         dumped = _annotated_yaml(_pruned(config_document(config)), value_sources(config))
         out.print(Text(dumped))
+        out.print(Text())
+    if keys:
+        out.print(Text("API keys (by fingerprint):", style="bold"))
+        width = max(len(key.path) for key in keys)
+        shown_width = max(len(key.value) for key in keys)
+        for key in keys:
+            line = Text(f"  {key.path.ljust(width)}  {key.value.ljust(shown_width)}  ")
+            if key.fingerprint is not None:
+                line.append(key.fingerprint)
+            else:
+                line.append("(does not resolve here)", style="yellow")
+            out.print(line)
         out.print(Text())
     if findings:
         out.print(Text("Problems:", style="bold"))
@@ -412,8 +618,17 @@ def render_config_check(
             line.append(f"{where}{finding.path or '<root>'}: {finding.message}")
             out.print(line)
     counts = f"{_plural(len(errors), 'error')}, {_plural(len(warnings), 'warning')}"
-    if valid:
-        out.print(Text(f"valid: {counts}", style="bold green"))
-    else:
+    if not valid:
         out.print(Text(f"invalid: {counts}", style="bold red"))
-    return valid
+    elif passed:
+        allowed = " (warnings allowed)" if warnings else ""
+        out.print(Text(f"valid: {counts}{allowed}", style="bold green"))
+    else:
+        out.print(
+            Text(
+                f"valid, with warnings: {counts} (each warning fails the check; "
+                "--allow-warnings accepts them)",
+                style="bold yellow",
+            )
+        )
+    return passed

@@ -119,7 +119,11 @@ async def _complete_openai(tour: _Tour) -> str:
     tour.say(f"> {prompt}")
     reply = await tour.service.complete(model=CHAT_MODEL, messages=prompt)
     tour.say(reply.text)
-    tour.say(Text(_stats(reply.usage.total_tokens, reply.latency, reply.finish_reason), "dim"))
+    tour.say(
+        Text(
+            _stats(reply.usage.total_tokens, reply.latency, reply.finish_reason, reply.cost), "dim"
+        )
+    )
     return f"{reply.usage.total_tokens} tokens, finish {reply.finish_reason}"
 
 
@@ -135,7 +139,11 @@ async def _complete_anthropic(tour: _Tour) -> str:
         max_tokens=200,
     )
     tour.say(reply.text)
-    tour.say(Text(_stats(reply.usage.total_tokens, reply.latency, reply.finish_reason), "dim"))
+    tour.say(
+        Text(
+            _stats(reply.usage.total_tokens, reply.latency, reply.finish_reason, reply.cost), "dim"
+        )
+    )
     return f"{reply.usage.total_tokens} tokens, finish {reply.finish_reason}"
 
 
@@ -153,7 +161,7 @@ async def _stream(tour: _Tour) -> str:
     tour.say(
         Text(
             f"{deltas} text deltas · usage: {usage.input_tokens} in / "
-            f"{usage.output_tokens} out tokens",
+            f"{usage.output_tokens} out tokens{_cost(stream.response.cost)}",
             "dim",
         )
     )
@@ -247,8 +255,13 @@ _STEPS: Sequence[tuple[str, Callable[[_Tour], Awaitable[str]]]] = (
 )
 
 
-def _stats(tokens: int, latency: float, finish: str) -> str:
-    return f"{tokens} tokens · {latency * 1000:.0f} ms · finish {finish}"
+def _stats(tokens: int, latency: float, finish: str, cost: float | None = None) -> str:
+    return f"{tokens} tokens · {latency * 1000:.0f} ms · finish {finish}{_cost(cost)}"
+
+
+def _cost(cost: float | None) -> str:
+    """`` · $0.000012`` (list price of the call), or nothing when the price is unknown."""
+    return "" if cost is None else f" · ${cost:.6f}"
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -285,17 +298,29 @@ def demo_config(emulator: Emulator) -> dict[str, Any]:
 
 def run_demo(out: Output, output_dir: Path | None) -> bool:
     """Run every step, print the summary; return whether every step succeeded."""
+    from aiport.cli._catalogue import builtin_registry, provider_types_table, summarize_types
     from aiport.testing import Emulator
 
     directory = output_dir or Path(tempfile.mkdtemp(prefix="aiport-demo-"))
+    provider_types = summarize_types(builtin_registry())
     with Emulator().run_in_thread() as emulator:
         if not out.json_mode:
             out.print(Text("aiport demo", style="bold"))
+            out.print(Text())
+            out.print(provider_types_table(provider_types, "Provider types aiport speaks"))
+            out.print(Text())
             out.text(f"emulator running at {emulator.url} (offline; no real keys are used)")
         steps = asyncio.run(_tour(emulator, out, directory))
     ok = all(step.ok for step in steps)
     if out.json_mode:
-        out.json({"ok": ok, "output_dir": str(directory), "steps": [s.document() for s in steps]})
+        out.json(
+            {
+                "ok": ok,
+                "output_dir": str(directory),
+                "provider_types": [t.document() for t in provider_types],
+                "steps": [s.document() for s in steps],
+            }
+        )
         return ok
     out.print(Text())
     rows = [

@@ -245,6 +245,9 @@ def model_document(model: ProviderModel) -> dict[str, Any]:
         "input_price_per_million": model.input_price_per_million,
         "output_price_per_million": model.output_price_per_million,
         "cached_input_price_per_million": model.cached_input_price_per_million,
+        "cache_write_price_per_million": model.cache_write_price_per_million,
+        "reasoning_price_per_million": model.reasoning_price_per_million,
+        "deprecated": model.deprecated.isoformat() if model.deprecated else None,
         "aliases": list(model.aliases),
     }
 
@@ -319,8 +322,12 @@ def format_tokens(value: int | None) -> str:
 
 
 def format_price(value: float | None) -> str:
-    """A price per million tokens (``$2.50``), ``-`` when unknown."""
-    return "-" if value is None else f"${value:,.2f}"
+    """A price per million tokens (``$2.50``, ``$0.075``: up to 4 decimals, at least 2),
+    ``-`` when unknown."""
+    if value is None:
+        return "-"
+    whole, _, decimals = f"{value:,.4f}".partition(".")
+    return f"${whole}.{decimals.rstrip('0').ljust(2, '0')}"
 
 
 # ---------------------------------------------------------------------- masking

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from aiport._catalogue import known_models
 from aiport._types import (
     ImagePart,
     JsonSchemaFormat,
@@ -17,7 +18,6 @@ from aiport._types import (
     Tool,
     ToolCall,
 )
-from aiport.providers.anthropic._catalog import known_models
 from aiport.providers.anthropic._convert import (
     JSON_INSTRUCTION,
     build_messages_request,

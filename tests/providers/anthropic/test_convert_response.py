@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from aiport._catalogue import find_model, known_models
 from aiport._errors import (
     InvalidRequestError,
     ProviderAPIError,
@@ -26,7 +27,6 @@ from aiport._types import (
     Usage,
     UsageEvent,
 )
-from aiport.providers.anthropic._catalog import find_model, known_models
 from aiport.providers.anthropic._convert import parse_messages_response
 from aiport.providers.anthropic._stream import MessagesStreamAssembler
 
@@ -180,7 +180,7 @@ def test_catalogue_rows() -> None:
     haiku = MODELS["claude-haiku-4-5"]
     assert (haiku.context_window, haiku.max_output_tokens) == (200_000, 64_000)
     assert (haiku.input_price_per_million, haiku.output_price_per_million) == (1.0, 5.0)
-    assert known_models("other")["claude-haiku-4-5"].provider == "other"
+    assert known_models("anthropic", "other")["claude-haiku-4-5"].provider == "other"
 
 
 def test_malformed_message_raises() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from aiport._catalogue import known_models
 from aiport._errors import MalformedResponseError
 from aiport._types import (
     ImageGenerationOptions,
@@ -22,7 +23,6 @@ from aiport._types import (
     Usage,
     UsageEvent,
 )
-from aiport.providers.openai._catalog import known_models
 from aiport.providers.openai._convert import ChatStreamAssembler, parse_chat_response
 from aiport.providers.openai._media import (
     build_embedding_request,

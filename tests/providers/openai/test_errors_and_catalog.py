@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from aiport._catalogue import known_models
 from aiport._errors import (
     ContentFilterError,
     ContextLengthExceededError,
@@ -18,7 +19,6 @@ from aiport._errors import (
     ProviderRateLimitError,
 )
 from aiport._types import Usage
-from aiport.providers.openai._catalog import known_models
 from aiport.providers.openai._errors import map_error
 
 
@@ -161,7 +161,7 @@ CHAT += ["gpt-5", "gpt-5-mini"]
 
 
 def test_catalogue_rows() -> None:
-    models = known_models("my-openai")
+    models = known_models("openai", "my-openai")
     for model_id in CHAT:
         row = models[model_id]
         assert row.provider == "my-openai"

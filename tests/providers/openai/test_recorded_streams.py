@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from aiport._catalogue import known_models
 from aiport._types import (
     ModelCompletionResponse,
     TextDeltaEvent,
@@ -15,7 +16,6 @@ from aiport._types import (
     Usage,
     UsageEvent,
 )
-from aiport.providers.openai._catalog import known_models
 from aiport.providers.openai._convert import ChatStreamAssembler, parse_chat_response
 
 from .conftest import STREAMS, read_stream

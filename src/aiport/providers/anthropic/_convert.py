@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aiport._catalogue import find_model
 from aiport._types import (
     FinishReason,
     ImagePart,
@@ -35,7 +36,6 @@ from aiport._types import (
     ToolResultPart,
     Usage,
 )
-from aiport.providers.anthropic._catalog import find_model
 
 __all__ = [
     "JSON_INSTRUCTION",

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiport._batch import BatchItemResult, BatchJob, in_order, send_raw, summarize_warnings
+from aiport._catalogue import known_models
 from aiport._credentials import CredentialSource
 from aiport._errors import (
     InvalidRequestError,
@@ -27,7 +28,6 @@ from aiport._types import (
 )
 from aiport.providers._base import HttpProvider
 from aiport.providers.anthropic import _batch as batch
-from aiport.providers.anthropic._catalog import known_models
 from aiport.providers.anthropic._convert import (
     build_messages_request,
     parse_messages_response,
@@ -83,7 +83,7 @@ class AnthropicProvider(HttpProvider):
             credential=credential,
             http=http,
             description=description,
-            models=models if models is not None else known_models(name),
+            models=models if models is not None else known_models("anthropic", name),
             headers={"anthropic-version": api_version, **(headers or {})},
             timeouts=timeouts,
             model_timeouts=model_timeouts,

@@ -141,22 +141,36 @@ def test_config_check_unknown_provider_type(make_cli: Callable[..., Cli]) -> Non
     assert "invalid: 1 error," in result.stdout
 
 
-def test_config_check_warnings_keep_exit_code_zero(make_cli: Callable[..., Cli]) -> None:
+def test_config_check_warnings_fail_the_check_unless_allowed(
+    make_cli: Callable[..., Cli],
+) -> None:
     cli = make_cli(
         '[providers.openai]\ntype = "openai"\napi_key = "sk-literal-in-file-0123456789"\n'
         '[providers.anthropic]\ntype = "anthropic"\napi_key = "env:AIPORT_TEST_UNSET"\n'
     )
     result = cli("--json", "config", "check")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     document = json.loads(result.stdout)
-    assert document["valid"] is True
+    assert document["valid"] is True  # no error: the configuration loads
+    assert document["passed"] is False  # but every warning fails the check
+    text = cli("config", "check")
+    assert text.exit_code == 1
+    assert "valid, with warnings: 0 errors, 2 warnings" in text.stdout
+    allowed = cli("config", "check", "--allow-warnings")
+    assert allowed.exit_code == 0, allowed.output
+    assert "valid: 0 errors, 2 warnings (warnings allowed)" in allowed.stdout
+    allowed_json = json.loads(cli("--json", "config", "check", "--allow-warnings").stdout)
+    assert allowed_json["passed"] is True
+    assert allowed_json["problems"] == document["problems"]  # still every problem listed
     problems = {p["path"]: p for p in document["problems"]}
     literal = problems["providers.openai.api_key"]
     assert literal["severity"] == "warning"
     assert 'env:OPENAI_API_KEY"' in literal["message"]
+    assert literal["source"] == str(cli.config)
     unresolved = problems["providers.anthropic.api_key"]
     assert unresolved["severity"] == "warning"
     assert "AIPORT_TEST_UNSET is not set" in unresolved["message"]
+    assert unresolved["source"] == str(cli.config)
     assert document["config"]["providers"]["openai"]["api_key"] == "****6789"
     assert "literal-in-file" not in result.output
 
@@ -197,7 +211,7 @@ def test_config_check_with_a_profile_and_an_explicit_path(
 def test_no_providers(make_cli: Callable[..., Cli]) -> None:
     cli = make_cli("# nothing configured yet\n")
     check = cli("--json", "config", "check")
-    assert check.exit_code == 0, check.output
+    assert check.exit_code == 1, check.output  # a warning fails the check
     problems = json.loads(check.stdout)["problems"]
     assert [(p["severity"], p["path"]) for p in problems] == [("warning", "providers")]
 

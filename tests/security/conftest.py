@@ -12,6 +12,8 @@ from aiport.testing import Emulator
 #: The key every security test uses. It matches no well-known key shape on purpose, so
 #: only the redaction of the keys in use (and of their 8-character pieces) can hide it.
 CANARY = "cnry7Q9xLm2Pz4Rt8Vb6Nc3KwYh5"
+#: A second key, which the strict emulator refuses (401): several-key tests use it first.
+REFUSED_CANARY = "rfsd3Jq8Wn5Tz2Lk7Hc4Mv9Bx6Gp"
 #: Pieces of the canary as long as the redactor's fragment size.
 FRAGMENT = 8
 

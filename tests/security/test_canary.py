@@ -7,6 +7,9 @@ appear, whole or as any 8-character piece, in: the error's str, repr, context an
 traceback (with its causes); the service, configuration and provider objects; the log at
 DEBUG; the hook events; and the command line's output (text, ``--json``, ``-v``, ``config
 check``, ``providers``).
+
+The same holds with several keys per provider (``api_keys``): a refused key is named only
+by its fingerprint, in the key events and the log, and neither key leaks.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import pytest
 from typer.testing import CliRunner
 
 from aiport import Hooks, ProviderError, ProviderService
+from aiport._credentials import key_fingerprint
 from aiport.cli._app import app
 from aiport.testing import Emulator, Fault
 
-from .conftest import CANARY, assert_no_leak, leaks
+from .conftest import CANARY, REFUSED_CANARY, assert_no_leak, leaks
 
 PROVIDERS = {
     "openai": ("openai", "gpt-4o"),
@@ -45,12 +49,18 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-def settings(emu: Emulator) -> dict[str, Any]:
+def settings(emu: Emulator, *, several_keys: bool = False) -> dict[str, Any]:
+    # Several keys: the refused one first, so that every call starts with a refusal.
+    credential: dict[str, Any] = (
+        {"api_keys": [REFUSED_CANARY, CANARY], "key_rotation": "failover"}
+        if several_keys
+        else {"api_key": CANARY}
+    )
     providers = {
         name: {
             "type": kind,
             "base_url": emu.anthropic_base_url if kind == "anthropic" else emu.openai_base_url,
-            "api_key": CANARY,
+            **credential,
             "headers": {"X-Trace": "canary-test"},
         }
         for name, (kind, _) in PROVIDERS.items()
@@ -79,19 +89,28 @@ def test_the_leak_detector_sees_pieces() -> None:
     assert leaks(CANARY[:7]) == []
 
 
+@pytest.mark.parametrize("keys", ["one-key", "several-keys"])
 @pytest.mark.parametrize("path", list(FAULTS))
 @pytest.mark.parametrize("provider", list(PROVIDERS))
 async def test_canary_in_the_library(
-    emu: Emulator, caplog: pytest.LogCaptureFixture, provider: str, path: str
+    emu: Emulator, caplog: pytest.LogCaptureFixture, provider: str, path: str, keys: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     events: list[str] = []
     hooks = Hooks()
-    for register in (hooks.on_request, hooks.on_response, hooks.on_error, hooks.on_attempt):
+    for register in (
+        hooks.on_request,
+        hooks.on_response,
+        hooks.on_error,
+        hooks.on_attempt,
+        hooks.on_key,
+    ):
         register(lambda event: events.append(repr(event)))
     model = f"{provider}:{PROVIDERS[provider][1]}"
     texts: list[str] = []
-    async with ProviderService(settings(emu), env={}, hooks=hooks) as service:
+    several = keys == "several-keys"
+    config = settings(emu, several_keys=several)
+    async with ProviderService(config, env={}, hooks=hooks) as service:
         assert (await service.complete(model=model, messages="warm up")).text
         emu.add_fault(FAULTS[path], times=None)
         with pytest.raises(ProviderError) as caught:
@@ -119,11 +138,20 @@ async def test_canary_in_the_library(
         ]
     emu.reset()
     assert len(emu.requests) == 0
-    assert_no_leak(texts, f"{provider}/{path}: errors and objects")
-    assert_no_leak(events, f"{provider}/{path}: hook events")
     logged = [logging.Formatter().format(record) for record in caplog.records]
     assert logged, "the calls were logged"
-    assert_no_leak(logged, f"{provider}/{path}: logs")
+    for secret in (CANARY, REFUSED_CANARY) if several else (CANARY,):
+        assert_no_leak(texts, f"{provider}/{path}: errors and objects", secret)
+        assert_no_leak(events, f"{provider}/{path}: hook events", secret)
+        assert_no_leak(logged, f"{provider}/{path}: logs", secret)
+    if several:
+        # The keys are named, by fingerprint only: the refused one where it was set aside,
+        # the good one where it served the warm-up call.
+        refused, good = key_fingerprint(REFUSED_CANARY), key_fingerprint(CANARY)
+        assert any("KeyEvent" in e and refused in e for e in events), events
+        assert any("ResponseEvent" in e and good in e for e in events), events
+        assert any(refused in line and "set aside" in line for line in logged)
+        assert any(good in line for line in logged)
 
 
 def write_config(tmp_path: Path, emu: Emulator, api_key: str) -> Path:
@@ -177,8 +205,52 @@ def test_canary_in_config_check_and_providers(emu: Emulator, tmp_path: Path) -> 
         ["-v", "models"],
     ):
         result = runner.invoke(app, ["--config", str(path), *args], env=env)
-        assert result.exit_code == 0, result.output
+        # Literal keys in the file are warnings: they fail the check, nothing else.
+        assert result.exit_code == (1 if args[-1] == "check" else 0), result.output
         outputs += [result.stdout, result.stderr]
     assert "written literally" in outputs[0]
     assert "****" + CANARY[-4:] in outputs[0]
     assert_no_leak(outputs, "config check / providers")
+
+
+def test_several_keys_on_the_command_line(emu: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "aiport.toml"
+    path.write_text(
+        "[retry]\nmax_attempts = 1\n\n"
+        "[providers.openai]\n"
+        'type = "openai"\n'
+        f'base_url = "{emu.openai_base_url}"\n'
+        'api_keys = ["env:REFUSED_KEY", "env:CANARY_KEY"]\n'
+        'key_rotation = "failover"\n',
+        encoding="utf-8",
+    )
+    env = {"CANARY_KEY": CANARY, "REFUSED_KEY": REFUSED_CANARY, "COLUMNS": "200"}
+    # Each invocation starts with the refused key: the answers echo it (a server can only
+    # echo what it was sent), and every later key is scrubbed the same way.
+    echo = f"key {REFUSED_CANARY} is not valid here (fragment {REFUSED_CANARY[5:17]})"
+    faults = {
+        "401": Fault.status(401, message=echo),
+        "429": Fault.status(429, message=echo, retry_after="0"),
+        "500": Fault.status(500, message=echo),
+    }
+    runner = CliRunner()
+    outputs: list[str] = []
+    for fault_name in (None, "401", "429", "500"):
+        for extra in ([], ["--json"], ["--stream"]):
+            if fault_name is not None:
+                emu.add_fault(faults[fault_name], times=None)
+            result = runner.invoke(
+                app, ["--config", str(path), "-v", "chat", "openai:gpt-4o", "hi", *extra], env=env
+            )
+            emu.reset()
+            assert result.exit_code == (0 if fault_name is None else 1), result.output
+            outputs += [result.stdout, result.stderr]
+    for args in (["config", "check"], ["--json", "config", "check"], ["providers"]):
+        result = runner.invoke(app, ["--config", str(path), *args], env=env)
+        assert result.exit_code == 0, result.output
+        outputs += [result.stdout, result.stderr]
+    text = "\n".join(outputs)
+    assert key_fingerprint(REFUSED_CANARY) in text  # named where it was refused
+    assert key_fingerprint(CANARY) in text  # and in config check
+    assert_no_leak(outputs, "several keys on the command line")
+    assert_no_leak(outputs, "several keys on the command line", REFUSED_CANARY)

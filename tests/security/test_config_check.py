@@ -1,4 +1,6 @@
-"""`aiport config check`: where each value came from, token settings masked and checked."""
+"""`aiport config check`: where each value came from, token settings masked and checked,
+several API keys checked one by one and shown by fingerprint, and any problem (a warning
+included) failing the check."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from aiport._config import load_config
+from aiport._credentials import key_fingerprint
 from aiport.cli._app import app
 from aiport.cli._check import value_sources
 
@@ -106,7 +109,7 @@ def test_literal_client_secret_is_warned_about_and_masked(tmp_path: Path) -> Non
     path = write(tmp_path, secret=CANARY)
     for args in (("config", "check"), ("--json", "config", "check")):
         result = run(path, *args)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 1, result.output  # the literal secret is a warning
         assert_no_leak([result.stdout, result.stderr], f"config check {args}")
     document = json.loads(run(path, "--json", "config", "check").stdout)
     problems = {p["path"]: p for p in document["problems"]}
@@ -132,3 +135,77 @@ def test_literal_api_key_warning_suggests_the_keystore(tmp_path: Path) -> None:
     problems = {p["path"]: p for p in json.loads(result.stdout)["problems"]}
     assert "aiport keys set openai" in problems["providers.openai.api_key"]["message"]
     assert_no_leak([result.stdout, result.stderr], "literal key")
+
+
+SEVERAL_KEYS = """\
+[providers.openai]
+type = "openai"
+api_keys = ["env:KEY_ONE", "{literal}", "env:KEY_MISSING", "file:./key-three"]
+key_rotation = "failover"
+"""
+
+
+def test_several_keys_are_checked_one_by_one_and_shown_by_fingerprint(tmp_path: Path) -> None:
+    path = tmp_path / "aiport.toml"
+    path.write_text(SEVERAL_KEYS.format(literal=CANARY), encoding="utf-8")
+    key_one, key_three = "sk-one-" + "1" * 20 + "ab12", "sk-three-" + "3" * 20 + "cd34"
+    (tmp_path / "key-three").write_text(key_three + "\n", encoding="utf-8")
+    env = {"KEY_ONE": key_one}
+    document = json.loads(run(path, "--json", "config", "check", env=env).stdout)
+    assert document["valid"] is True and document["passed"] is False
+    assert document["config"]["providers"]["openai"]["api_keys"] == [
+        "env:KEY_ONE",
+        "****" + CANARY[-4:],
+        "env:KEY_MISSING",
+        "file:./key-three",
+    ]
+    assert document["sources"]["providers.openai.api_keys"] == "file"
+    assert document["sources"]["providers.openai.key_rotation"] == "file"
+    keys = {k["path"]: k for k in document["keys"]}
+    assert keys["providers.openai.api_keys[0]"]["fingerprint"] == key_fingerprint(key_one)
+    assert keys["providers.openai.api_keys[1]"]["fingerprint"] == key_fingerprint(CANARY)
+    assert keys["providers.openai.api_keys[2]"]["fingerprint"] is None
+    assert keys["providers.openai.api_keys[3]"]["fingerprint"] == key_fingerprint(key_three)
+    problems = {p["path"]: p for p in document["problems"]}
+    assert set(problems) == {"providers.openai.api_keys[1]", "providers.openai.api_keys[2]"}
+    assert "written literally" in problems["providers.openai.api_keys[1]"]["message"]
+    assert "KEY_MISSING is not set" in problems["providers.openai.api_keys[2]"]["message"]
+    assert all(p["source"] == str(path) for p in problems.values())
+
+    text = run(path, "config", "check", env=env)
+    assert text.exit_code == 1
+    assert key_fingerprint(key_one) in text.stdout and key_fingerprint(CANARY) in text.stdout
+    assert "(does not resolve here)" in text.stdout
+    for secret in (CANARY, key_one, key_three):
+        assert_no_leak([text.stdout, text.stderr, json.dumps(document)], "keys", secret)
+
+    providers = run(path, "providers", env=env)
+    assert "env:KEY_ONE, ****" + CANARY[-4:] in providers.stdout
+    assert "(failover)" in providers.stdout
+    assert_no_leak([providers.stdout, providers.stderr], "providers")
+
+
+def test_plain_http_to_another_host_fails_the_check(tmp_path: Path) -> None:
+    path = tmp_path / "aiport.toml"
+    path.write_text(
+        '[providers.lan]\ntype = "openai"\nbase_url = "http://10.1.2.3/v1"\n'
+        'api_key = "env:LAN_KEY"\n'
+        '[providers.local]\ntype = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n'
+        'api_key = "env:LAN_KEY"\n',
+        encoding="utf-8",
+    )
+    env = {"LAN_KEY": "sk-lan-" + "x" * 20}
+    result = run(path, "--json", "config", "check", env=env)
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    [problem] = document["problems"]
+    assert problem["path"] == "providers.lan.base_url"
+    assert problem["severity"] == "warning" and "plain http to 10.1.2.3" in problem["message"]
+    assert problem["source"] == str(path)
+    text = run(path, "config", "check", env=env)
+    assert text.exit_code == 1
+    assert text.stdout.count("plain http") == 1  # the finding; the log line is not repeated
+    assert "plain http" not in text.stderr
+    allowed = run(path, "config", "check", "--allow-warnings", env=env)
+    assert allowed.exit_code == 0, allowed.output
+    assert "plain http to 10.1.2.3" in allowed.stdout

@@ -15,6 +15,14 @@ reported limit lower than the configured one tightens the bucket; a limit with n
 remaining pauses the bucket until its reset; a 429 pauses it until its ``Retry-After``
 (1 s when absent), so the calls queued behind it wait instead of stampeding the
 provider. With a shared limiter (Redis) the pause reaches every process.
+
+Several keys (``per_key=True``, for a provider with ``api_keys``): every key has its own
+buckets, named by its own scope (a hash of the key, never the key), and what headers teach
+is learned per key. The rotation layer above names the keys an attempt may use, best first
+(a :class:`~aiport._credentials.KeySelection`); the call takes the first of them with room
+now, without waiting, and waits in the queue of the key with the soonest room only when
+none has any. So two keys limited to N requests a minute each serve 2N calls a minute
+without queueing, and a failover provider spills to its next key instead of waiting.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiport._config import RateLimitConfig
 from aiport._context import current_call
+from aiport._credentials import current_key_selection
 from aiport._errors import ProviderRateLimitError
 from aiport._limits import (
     DEFAULT_OUTPUT_TOKENS,
@@ -44,6 +53,7 @@ from aiport._limits import (
 from aiport._provider import ModelProvider, ProviderLayer
 
 if TYPE_CHECKING:
+    from aiport._credentials import KeySelection
     from aiport._types import (
         ImageGenerationOptions,
         ImageGenerationResponse,
@@ -126,6 +136,9 @@ class RateLimitLayer(ProviderLayer):
         default_output_tokens: output tokens reserved for a completion without
             ``max_tokens``.
         max_pause: the longest pause a header or a 429 may impose, in seconds.
+        per_key: the provider has several API keys: buckets and learned limits are per
+            key, the key being the one the current ``KeySelection`` names (``scope`` is
+            used when there is none).
     """
 
     def __init__(
@@ -139,6 +152,7 @@ class RateLimitLayer(ProviderLayer):
         close_limiter: bool = False,
         default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
         max_pause: float = 300.0,
+        per_key: bool = False,
     ) -> None:
         super().__init__(inner)
         self._limits = limits
@@ -150,6 +164,9 @@ class RateLimitLayer(ProviderLayer):
         self._max_pause = max_pause
         self._tables: dict[str | None, RateLimitConfig | None] = {}
         self._learned: dict[str | None, _Learned] = {}
+        self._per_key = per_key
+        # Per key scope (several keys): what each key's headers taught.
+        self._learned_by_scope: dict[str, dict[str | None, _Learned]] = {}
         adapter = self.unwrap()
         listeners = getattr(adapter, "response_listeners", None)
         self._listeners: list[Any] | None = listeners if isinstance(listeners, list) else None
@@ -178,22 +195,45 @@ class RateLimitLayer(ProviderLayer):
                 return table
         return self._table(None) or _NO_LIMITS
 
-    def buckets(self, model: str) -> tuple[Bucket, Bucket]:
-        """The provider bucket and the bucket of ``model``, with their current limits."""
+    def _learned_in(self, scope: str) -> dict[str | None, _Learned]:
+        """What the headers of the key behind ``scope`` taught, by model."""
+        if scope == self.scope:
+            return self._learned
+        learned = self._learned_by_scope.get(scope)
+        if learned is None:
+            if len(self._learned_by_scope) >= _MAX_CACHED_TABLES:
+                self._learned_by_scope.clear()
+            learned = self._learned_by_scope[scope] = {}
+        return learned
+
+    def _current_scope(self) -> str:
+        """The scope of the key the current attempt uses (``scope`` for a single key)."""
+        if self._per_key:
+            selection = current_key_selection()
+            if selection is not None and selection.chosen is not None:
+                return selection.chosen.scope
+        return self.scope
+
+    def buckets(self, model: str, scope: str | None = None) -> tuple[Bucket, Bucket]:
+        """The provider bucket and the bucket of ``model``, with their current limits.
+
+        ``scope`` names the key's buckets (default: this layer's ``scope``).
+        """
+        scope = self.scope if scope is None else scope
         provider = self._table(None) or _NO_LIMITS
         own = self._table(model)
         learning = (own or provider).learn_from_headers
-        learned = self._learned.get(model, _Learned())
+        learned = self._learned_in(scope).get(model, _Learned())
         return (
             Bucket(
-                self.scope,
+                scope,
                 None,
                 provider.requests_per_minute,
                 provider.tokens_per_minute,
                 provider.max_concurrency,
             ),
             Bucket(
-                self.scope,
+                scope,
                 model,
                 _tightened(
                     own.requests_per_minute if own else None,
@@ -223,35 +263,72 @@ class RateLimitLayer(ProviderLayer):
         """Learn from one HTTP answer (what the adapter's response listener calls)."""
         if not self.settings(model).learn_from_headers:
             return
+        scope = self._current_scope()
         info = parse_rate_limit_headers(headers)
         if info.request_limit is not None or info.token_limit is not None:
-            if model not in self._learned and len(self._learned) >= _MAX_CACHED_TABLES:
-                self._learned.clear()  # bounded, like the tables
-            self._learned[model] = _Learned(info.request_limit, info.token_limit)
+            learned = self._learned_in(scope)
+            if model not in learned and len(learned) >= _MAX_CACHED_TABLES:
+                learned.clear()  # bounded, like the tables
+            learned[model] = _Learned(info.request_limit, info.token_limit)
         pause = info.pause
         if status == 429:
             asked = info.retry_after if info.retry_after is not None else DEFAULT_429_PAUSE
             pause = max(pause or 0.0, asked)
         if pause:
-            self.limiter.pause(Bucket(self.scope, model), min(pause, self._max_pause))
+            self.limiter.pause(Bucket(scope, model), min(pause, self._max_pause))
 
     # ------------------------------------------------------------------ admission
 
-    async def _acquire(self, model: str, tokens: int) -> Lease:
+    async def _acquire_a_key(self, selection: KeySelection, model: str, tokens: int) -> Lease:
+        """Admit the call with the first candidate key that has room now, else wait for the
+        key with the soonest room; ``selection.chosen`` tells which."""
+        candidates = selection.candidates
+        soonest: tuple[float, str] | None = None
+        for index, key in enumerate(candidates):
+            if not await selection.resolves(key):
+                continue
+            if index == len(candidates) - 1 and soonest is None:
+                # The only key left to try: wait for it as a single key would.
+                selection.chosen = key
+                return await self._acquire_in(key.scope, model, tokens)
+            try:
+                lease = await self._acquire_in(key.scope, model, tokens, probe=True)
+            except LimitExceededError as exc:
+                if soonest is None or exc.retry_after < soonest[0]:
+                    soonest = (exc.retry_after, key.scope)
+                    selection.chosen = key
+                continue
+            selection.chosen = key
+            return lease
+        if soonest is None:
+            raise selection.unusable()
+        return await self._acquire_in(soonest[1], model, tokens)
+
+    async def _acquire_in(
+        self, scope: str, model: str, tokens: int, *, probe: bool = False
+    ) -> Lease:
+        """Take a lease in the buckets of ``scope``.
+
+        ``probe``: do not wait, and raise the limiter's ``LimitExceededError`` as it is.
+        """
         settings = self.settings(model)
         context = current_call()
         wait = settings.max_queue_wait
-        if context is not None and context.deadline is not None:
+        if probe:
+            wait = 0.0
+        elif context is not None and context.deadline is not None:
             wait = min(wait, context.deadline - self._clock())
         try:
             return await self.limiter.acquire(
-                self.buckets(model),
+                self.buckets(model, scope),
                 tokens=tokens,
                 priority=context.priority if context is not None else 0,
                 max_wait=max(0.0, wait),
                 on_failure=settings.on_backend_failure,
             )
         except LimitExceededError as exc:
+            if probe:
+                raise
             raise ProviderRateLimitError(
                 f"{self.name}: local rate limit reached ({exc.reason}); room in "
                 f"{exc.retry_after:.2f}s",
@@ -272,7 +349,11 @@ class RateLimitLayer(ProviderLayer):
     @contextlib.asynccontextmanager
     async def _admitted(self, model: str, tokens: int, prompt: int) -> AsyncIterator[_Used]:
         """Hold a lease while the body runs; correct its tokens when it ends."""
-        lease = await self._acquire(model, tokens)
+        selection = current_key_selection() if self._per_key else None
+        if selection is None:
+            lease = await self._acquire_in(self.scope, model, tokens)
+        else:
+            lease = await self._acquire_a_key(selection, model, tokens)
         used = _Used()
         failed = True
         try:
@@ -283,7 +364,8 @@ class RateLimitLayer(ProviderLayer):
                 # No response listener (not an HTTP adapter): learn from the error.
                 wait = exc.retry_after if exc.retry_after is not None else DEFAULT_429_PAUSE
                 if wait > 0 and self.settings(model).learn_from_headers:
-                    self.limiter.pause(Bucket(self.scope, model), min(wait, self._max_pause))
+                    scope = lease.buckets[0].scope if lease.buckets else self.scope
+                    self.limiter.pause(Bucket(scope, model), min(wait, self._max_pause))
             raise
         finally:
             # A failed call may still have cost its prompt; the estimated output was not used.

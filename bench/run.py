@@ -16,8 +16,9 @@ What it does (details in bench/README.md):
 3. measures import time and RSS in fresh interpreters, interleaved across clients;
 4. runs every client in a fresh process per round (``clients.py``) on core 1, with the
    order rotated every round and reversed on odd rounds;
-5. profiles aiport's hot path (``hotpath.py``), measures the ceiling again, and prints
-   the comparison and the targets as markdown; raw results go to ``bench/results/``.
+5. profiles aiport's hot path (``hotpath.py``), measures aiport's own CPU per operation
+   without the network (``inprocess.py``), measures the ceiling again, and prints the
+   comparison and the targets as markdown; raw results go to ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -924,6 +925,25 @@ def _profile(python: Path, prefix: list[str], port: int, quick: bool, stamp: str
     return str(profile_file.relative_to(REPO))
 
 
+def _inprocess(python: Path, prefix: list[str], quick: bool, stamp: str) -> dict[str, Any]:
+    """Run ``inprocess.py`` (aiport's CPU per operation without the network)."""
+    out_file = RESULTS / f"inprocess-{stamp}.json"
+    command = [*prefix, str(python), str(BENCH / "inprocess.py"), f"--json={out_file}"]
+    command += ["--quick"] if quick else []
+    done = subprocess.run(
+        command,
+        cwd=BENCH,
+        env=measured_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        return {"error": "in-process measurement failed: " + done.stderr.strip()[-500:]}
+    return {"table": done.stdout.strip(), "results": json.loads(out_file.read_text())}
+
+
 def _print_report(
     report: dict[str, Any], counts: Counts, shown: list[str], skipped: dict[str, str]
 ) -> None:
@@ -985,6 +1005,10 @@ def _print_report(
     print(targets_table(report["target_objects"]))
     print("\n## aiport details\n")
     print(extras_table(summary))
+    inprocess = report.get("inprocess")
+    if inprocess:
+        print("\n## aiport's own CPU per operation, without the network\n")
+        print(inprocess.get("table") or inprocess.get("error"))
     print(f"\nRaw results: {report['results_file']}")
     if report.get("profile"):
         print(f"Profile of aiport's hot path: {report['profile']}")
@@ -1097,6 +1121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             python = venvs["aiport"].python
             assert python is not None
             report["profile"] = _profile(python, client_prefix, server.port, args.quick, stamp)
+        if "aiport" in clients and venvs["aiport"].python is not None:
+            log("measuring aiport in process, without the network ...")
+            report["inprocess"] = _inprocess(
+                venvs["aiport"].python, client_prefix, args.quick, stamp
+            )
 
     summary = summarize(rounds, report["imports"])
     report["summary"] = summary

@@ -93,12 +93,14 @@ _EXPORTS: dict[str, str] = {
     "ProviderAPIError": "aiport._errors",
     "InvalidRequestError": "aiport._errors",
     "ContextLengthExceededError": "aiport._errors",
+    "ContextWindowExceededError": "aiport._errors",
     "ContentFilterError": "aiport._errors",
     "ProviderTimeoutError": "aiport._errors",
     "ProviderConnectionError": "aiport._errors",
     "MalformedResponseError": "aiport._errors",
     "StreamInterruptedError": "aiport._errors",
     "ProviderCapabilityError": "aiport._errors",
+    "CapabilityNotSupportedError": "aiport._errors",
 }
 
 __all__ = [
@@ -112,11 +114,13 @@ __all__ = [
     "BatchStatus",
     "CacheConfig",
     "CacheControl",
+    "CapabilityNotSupportedError",
     "CompletionStream",
     "ConfigError",
     "ConfigProblem",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "ContextWindowExceededError",
     "CredentialSource",
     "ErrorCode",
     "ErrorEvent",
@@ -211,10 +215,12 @@ if TYPE_CHECKING:
     from aiport._credentials import CredentialSource, StaticCredential
     from aiport._errors import (
         AiportError,
+        CapabilityNotSupportedError,
         ConfigError,
         ConfigProblem,
         ContentFilterError,
         ContextLengthExceededError,
+        ContextWindowExceededError,
         ErrorCode,
         InvalidRequestError,
         MalformedResponseError,

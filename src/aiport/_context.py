@@ -9,11 +9,12 @@ of every attempt made. The service opens a context per call; layers read it with
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class CallContext:
         attempts: every attempt made so far, in order.
         listeners: called with each attempt as it is recorded (hooks, circuit breakers).
         cache: the caller's cache control for this call, if any.
+        preflight: run the catalogue's preflight checks for this call (``None``: as
+            configured).
     """
 
     priority: int = 0
@@ -60,6 +63,7 @@ class CallContext:
     attempts: list[Attempt] = field(default_factory=list)
     listeners: list[Callable[[Attempt], Awaitable[None] | None]] = field(default_factory=list)
     cache: CacheControl | None = None
+    preflight: bool | None = None
 
     async def record(self, attempt: Attempt) -> None:
         """Add ``attempt`` to the record and tell the listeners (plain or async)."""
@@ -78,17 +82,74 @@ def current_call() -> CallContext | None:
     return _CURRENT.get()
 
 
-@contextlib.contextmanager
-def call_scope(context: CallContext) -> Iterator[CallContext]:
+class _CallScope:
+    """What ``call_scope`` returns: a plain context manager (every call enters one, and a
+    class costs a fraction of a ``contextlib.contextmanager`` generator)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: CallContext) -> None:
+        self._context = context
+        self._token: Token[CallContext | None] | None = None
+
+    def __enter__(self) -> CallContext:
+        self._token = _CURRENT.set(self._context)
+        return self._context
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
+
+
+def call_scope(context: CallContext) -> AbstractContextManager[CallContext]:
     """Make ``context`` current for the code inside the ``with`` block."""
-    token = _CURRENT.set(context)
-    try:
-        yield context
-    finally:
-        _CURRENT.reset(token)
+    return _CallScope(context)
 
 
-async def scoped_stream(context: CallContext, events: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+class ScopedStream(AsyncIterator[T]):
+    """What ``scoped_stream`` returns: ``events`` with a context current for its first item.
+
+    After the first item it hands out ``events``' own ``__anext__`` awaitables: no
+    generator of its own between the caller and the stream (a stream event passes
+    through every layer; each generator on the way costs a resumption per event).
+    """
+
+    __slots__ = ("_context", "_events", "_next")
+
+    def __init__(self, context: CallContext, events: AsyncIterator[T]) -> None:
+        self._context = context
+        self._events = events
+        self._next: Callable[[], Awaitable[T]] | None = None
+
+    def __aiter__(self) -> ScopedStream[T]:
+        return self
+
+    def __anext__(self) -> Awaitable[T]:
+        following = self._next
+        if following is not None:
+            return following()
+        return self._first()
+
+    async def _first(self) -> T:
+        with call_scope(self._context):
+            item = await anext(self._events)
+        self._next = self._events.__anext__
+        return item
+
+    async def aclose(self) -> None:
+        """Close ``events`` (when it can be closed: async generators can)."""
+        close = getattr(self._events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def scoped_stream(context: CallContext, events: AsyncIterator[T]) -> ScopedStream[T]:
     """Iterate ``events`` with ``context`` current while its first item is produced.
 
     A stream's layers read ``current_call()`` when they start, that is during the first
@@ -96,11 +157,4 @@ async def scoped_stream(context: CallContext, events: AsyncIterator[T]) -> Async
     consumer's context (and fail to reset when the consumer iterates from several tasks,
     as the sync API does).
     """
-    with call_scope(context):
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            return
-    yield first
-    async for item in events:
-        yield item
+    return ScopedStream(context, events)

@@ -4,6 +4,12 @@ Every adapter implements ``ModelProvider``. Cross-cutting concerns (hooks, retri
 rate limits, caching, fallbacks...) are ``ProviderLayer`` subclasses: they are
 providers themselves and delegate to the provider they wrap, so a pipeline is built by
 nesting and no adapter knows about any of them.
+
+A layer forwards the unified interface only. An adapter's extras (``CohereProvider.rerank``)
+are reached on the adapter, ``provider.unwrap(CohereProvider)``, never through a layer:
+forwarding unknown attributes would let an extra silently skip the layers the caller sees
+(retries, rate limits, the cache, hooks), and would type every misspelt attribute as
+``Any``. A layer asked for one raises an ``AttributeError`` that says how to reach it.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from aiport._errors import ProviderCapabilityError
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["LayerFactory", "ModelProvider", "ProviderLayer", "wrap"]
+
+AdapterT = TypeVar("AdapterT", bound="ModelProvider")
 
 
 class ModelProvider(ABC):
@@ -108,6 +116,38 @@ class ModelProvider(ABC):
     async def aclose(self) -> None:  # noqa: B027  (no-op by default, on purpose)
         """Release what the provider owns (connections are owned by the service)."""
 
+    @overload
+    def unwrap(self) -> ModelProvider: ...
+
+    @overload
+    def unwrap(self, kind: type[AdapterT]) -> AdapterT: ...
+
+    def unwrap(self, kind: type[ModelProvider] | None = None) -> ModelProvider:
+        """The adapter itself: the provider under every layer (a provider that wraps none
+        is its own adapter).
+
+        Given ``kind``, an adapter class, the adapter is checked to be one and typed as
+        one: that is how an adapter's extras are reached::
+
+            cohere = service.get_provider("cohere").unwrap(CohereProvider)
+            ranked = await cohere.rerank("capital of France?", documents, top_n=3)
+
+        Calls made on the adapter go below the layers: retries, rate limits, the response
+        cache, hooks and preflight checks do not apply to them.
+
+        Raises:
+            TypeError: the adapter is not a ``kind``.
+        """
+        adapter: ModelProvider = self
+        while isinstance(adapter, ProviderLayer):
+            adapter = adapter.inner
+        if kind is not None and not isinstance(adapter, kind):
+            raise TypeError(
+                f"the adapter of provider {self.name!r} is {type(adapter).__name__}, "
+                f"not {kind.__name__}"
+            )
+        return adapter
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -171,15 +211,57 @@ class ProviderLayer(ModelProvider):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    def unwrap(self) -> ModelProvider:
-        """The innermost provider (the adapter itself)."""
-        inner = self.inner
-        while isinstance(inner, ProviderLayer):
-            inner = inner.inner
-        return inner
+    if not TYPE_CHECKING:
+        # Runtime only: type checkers keep reporting unknown attributes of a layer.
+
+        def __getattr__(self, name: str) -> Any:
+            raise _missing_attribute(self, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} around {self.inner!r}>"
+
+
+def _missing_attribute(layer: ProviderLayer, name: str) -> AttributeError:
+    """The error for an attribute ``layer`` lacks: when the adapter under it has it (an
+    extra such as ``rerank``), it says how to reach it and that the layers do not apply."""
+    plain = f"{type(layer).__name__!r} object has no attribute {name!r}"
+    try:
+        # Not ``layer.inner``: a layer being copied or unpickled has no ``inner`` yet.
+        object.__getattribute__(layer, "inner")
+    except AttributeError:
+        return AttributeError(plain, name=name)
+    if name.startswith("_"):
+        return AttributeError(plain, name=name)
+    from inspect import getattr_static
+
+    from aiport._suggest import close_matches
+
+    adapter = layer.unwrap()
+    kind = type(adapter).__name__
+    how = (
+        f"call it on the adapter, under the layers (retries, rate limits, the cache and "
+        f"hooks do not apply to it): provider.unwrap({kind})"
+    )
+    missing = object()
+    if getattr_static(adapter, name, missing) is not missing:
+        return AttributeError(
+            f"{plain}: {name!r} is an extra of the {kind} adapter of provider "
+            f"{layer.name!r}, outside the unified interface; {how}.{name}",
+            name=name,
+        )
+    on_layer = {a for a in dir(layer) if not a.startswith("_")}
+    on_adapter = {a for a in dir(adapter) if not a.startswith("_")}
+    suggestions = close_matches(name, on_layer | on_adapter, limit=1)
+    if not suggestions:
+        return AttributeError(plain, name=name)
+    (best,) = suggestions
+    if best in on_layer:
+        return AttributeError(f"{plain}; did you mean {best!r}?", name=name)
+    return AttributeError(
+        f"{plain}; did you mean {best!r}, an extra of the {kind} adapter of provider "
+        f"{layer.name!r}? If so, {how}.{best}",
+        name=name,
+    )
 
 
 #: Something that wraps a provider in a layer: a layer class or any callable.

@@ -40,6 +40,7 @@ from aiport._errors import (
     StreamInterruptedError,
 )
 from aiport._health import DeploymentHealth
+from aiport._replace import replaced
 from aiport._types import (
     Attempt,
     Message,
@@ -62,6 +63,10 @@ __all__ = ["ResolvedModel", "Router", "Target", "apply_defaults", "fallback_kind
 ResultT = TypeVar("ResultT")
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 logger = logging.getLogger("aiport")
+
+#: Call plans remembered at most (any ``provider:model`` id passes through, so the memo is
+#: cleared when full rather than left to grow).
+_MAX_PLANS = 1024
 
 
 def fallback_kind(error: BaseException) -> FallbackTrigger | None:
@@ -127,7 +132,7 @@ def apply_defaults(options: OptionsT, resolved: ResolvedModel) -> OptionsT:
     if model_config is not None and model_config.provider_options:
         current = getattr(options, "provider_options", {})
         update["provider_options"] = {**model_config.provider_options, **current}
-    return options.model_copy(update=update)
+    return replaced(options, update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,10 @@ class Router:
         self._clock = clock
         self._health: dict[str, DeploymentHealth] = {}
         self._turns: dict[str, itertools.count[int]] = {}
+        # Plans that cannot change (no router rotates or sorts them), by (model id,
+        # fallbacks); valid for the config they were made from (it is frozen).
+        self._plans: dict[tuple[str, object], tuple[Target, ...]] = {}
+        self._plans_config: object = None
 
     # ------------------------------------------------------------------ planning
 
@@ -166,19 +175,51 @@ class Router:
 
     def plan(self, model_id: str, fallbacks: Sequence[str] | bool | None) -> list[Target]:
         """The targets of a call to ``model_id``, in the order they will be tried."""
+        return list(self._planned(model_id, fallbacks))
+
+    def _planned(self, model_id: str, fallbacks: Sequence[str] | bool | None) -> tuple[Target, ...]:
+        """``plan``, remembered when it cannot change: the config is frozen and a
+        deployment's health record is made once, so only routers (which rotate and sort
+        their deployments per call) make a plan that must be worked out again."""
+        config = self._service.config
+        if self._plans_config is not config:
+            self._plans.clear()
+            self._plans_config = config
+        key = (
+            model_id,
+            fallbacks if fallbacks is None or isinstance(fallbacks, bool) else tuple(fallbacks),
+        )
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached
+        planned, varies = self._plan(model_id, fallbacks)
+        targets = tuple(planned)
+        if not varies:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = targets
+        return targets
+
+    def _plan(
+        self, model_id: str, fallbacks: Sequence[str] | bool | None
+    ) -> tuple[list[Target], bool]:
+        """The targets, and whether another call could get others (a router is involved)."""
+        routers = self._service.config.routers
         primary, configured = self._expand(model_id)
         targets = [Target(r, self.health(r), is_fallback=False) for r in primary]
+        varies = model_id in routers
         enabled = self._service.config.fallback.enabled
         if fallbacks is False or (fallbacks is None and not enabled):
-            return targets
+            return targets, varies
         chosen = configured if fallbacks is None or fallbacks is True else list(fallbacks)
         seen = {t.key for t in targets}
         for fallback_id in chosen:
+            varies = varies or fallback_id in routers
             for resolved in self._expand(fallback_id)[0]:
                 if resolved.qualified_id not in seen:
                     seen.add(resolved.qualified_id)
                     targets.append(Target(resolved, self.health(resolved), is_fallback=True))
-        return targets
+        return targets, varies
 
     def _expand(self, model_id: str) -> tuple[list[ResolvedModel], list[str]]:
         """The deployments behind ``model_id`` (ordered) and its configured fallbacks."""
@@ -223,9 +264,13 @@ class Router:
         return known.context_window if known is not None else None
 
     def _context(
-        self, model_id: str, priority: int, cache: CacheControl | None = None
+        self,
+        model_id: str,
+        priority: int,
+        cache: CacheControl | None = None,
+        preflight: bool | None = None,
     ) -> CallContext:
-        context = CallContext(priority=priority, cache=cache)
+        context = CallContext(priority=priority, cache=cache, preflight=preflight)
         hooks = self._service.hooks
         if hooks.attempt:
             from aiport.layers._hooks import AttemptEvent
@@ -250,6 +295,12 @@ class Router:
         A deployment cooling after a 429 is passed over while a cool one remains, and
         used when none does (its rate limiter then waits for the Retry-After).
         """
+        if len(targets) == 1:  # the common case: no choice to make
+            only = targets[0]
+            if not only.health.available():
+                return None
+            targets.clear()
+            return only
         available = [t for t in targets if t.health.available()]
         if not available:
             return None
@@ -278,11 +329,12 @@ class Router:
         fallbacks: Sequence[str] | bool | None,
         priority: int,
         cache: CacheControl | None = None,
+        preflight: bool | None = None,
     ) -> ResultT:
         """Run ``run(provider, options)`` on the first target that succeeds."""
-        targets = self.plan(model_id, fallbacks)
-        planned = list(targets)
-        context = self._context(model_id, priority, cache)
+        planned = self._planned(model_id, fallbacks)
+        targets = list(planned)
+        context = self._context(model_id, priority, cache, preflight)
         last_error: ProviderError | None = None
         with call_scope(context):
             while True:
@@ -291,7 +343,9 @@ class Router:
                     if last_error is not None:
                         raise last_error
                     raise self._all_open_error(planned, model_id)
-                context.has_alternatives = any(t.health.available() for t in targets)
+                context.has_alternatives = bool(targets) and any(
+                    t.health.available() for t in targets
+                )
                 provider = self._service.get_provider(target.resolved.provider)
                 target.health.begin()
                 started = self._clock()
@@ -320,11 +374,12 @@ class Router:
         priority: int,
         recovery: bool,
         cache: CacheControl | None = None,
+        preflight: bool | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream from the first target that starts; handle failures after the start."""
-        targets = self.plan(model_id, fallbacks)
-        planned = list(targets)
-        context = self._context(model_id, priority, cache)
+        planned = self._planned(model_id, fallbacks)
+        targets = list(planned)
+        context = self._context(model_id, priority, cache, preflight)
         delivered: list[str] = []  # text the caller holds (since the last restart)
         prefillable = True  # all delivered content is plain text, so it can be continued
         interrupted: ProviderError | None = None  # the mid-stream failure being recovered
@@ -340,7 +395,7 @@ class Router:
                 if last_error is not None:
                     raise last_error
                 raise self._all_open_error(planned, model_id)
-            context.has_alternatives = any(t.health.available() for t in targets)
+            context.has_alternatives = bool(targets) and any(t.health.available() for t in targets)
             provider = self._service.get_provider(target.resolved.provider)
             attempt_options = self._options_for(options, target)
             prefix = "".join(delivered) if interrupted is not None else ""
@@ -455,10 +510,14 @@ def _finished(
         if prefilled:
             parts = [TextPart(text=prefilled + response.text), *response.message.tool_calls]
             update["message"] = Message(role="assistant", content=parts)
-    return response.model_copy(update=update) if update else response
+    return replaced(response, update) if update else response
 
 
 def _with_attempts(result: ResultT, context: CallContext) -> ResultT:
-    if not context.attempts or not hasattr(result, "attempts"):
+    if (
+        not context.attempts
+        or not isinstance(result, BaseModel)
+        or "attempts" not in result.__dict__
+    ):
         return result
-    return result.model_copy(update={"attempts": list(context.attempts)})  # type: ignore[attr-defined, no-any-return]
+    return replaced(result, {"attempts": list(context.attempts)})

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -202,12 +202,15 @@ class ProviderService:
     def _build(self, name: str) -> ModelProvider:
         # The layers load with the first provider, not with `import aiport`.
         from aiport._cache import enabled_for, scope_digest
+        from aiport._credentials import KeyPool
         from aiport._http import HttpClient
         from aiport._limits import limit_scope
         from aiport.layers._batching import EmbeddingBatcher
         from aiport.layers._cache import CacheLayer
+        from aiport.layers._catalogue import CatalogueLayer
         from aiport.layers._ratelimit import RateLimitLayer
         from aiport.layers._retry import RetryBudget, RetryLayer
+        from aiport.layers._rotation import KeyRotationLayer
 
         config = self._provider_config(name)
         provider_type = self.registry.get(config.type)
@@ -227,30 +230,44 @@ class ProviderService:
                 if model_config.timeouts is not None
             },
             clock=self._clock,
+            env=self._env,
+            secrets=self._resolver,
         )
         adapter = provider_type.build(context)
         self._http[name] = http
         # Hooks outermost (they time the whole call), then the cache (a hit costs nothing
         # below it), then embedding batching, then retries (the only retry owner), then
         # rate limits (each retry waits for its own turn), then the caller's layers, then
-        # the adapter.
-        limited = RateLimitLayer(
+        # the adapter. Several API keys: the key rotation between retries and rate limits
+        # (each attempt picks a key, a refused key is replaced at once, each key has its
+        # own buckets).
+        pool = credential if isinstance(credential, KeyPool) else None
+        limited: ModelProvider = RateLimitLayer(
             wrap(adapter, *self._layers),
             limits=self._limits_source(name),
             limiter=self._limiter(self.config.effective_rate_limit(name).backend),
             scope=limit_scope(name, _secret_now(credential)),
+            per_key=pool is not None,
         )
+        if pool is not None:
+            limited = KeyRotationLayer(limited, pool=pool, hooks=self.hooks)
         retry = RetryLayer(
             limited,
             policy=lambda model: self.config.effective_retry(name, model),
             budget=RetryBudget.from_config(self.config.effective_retry(name)),
         )
 
+        scope_memo: tuple[str, str] | None = None
+
         async def cache_scope() -> str:
             # Answers are shared only by callers with the same provider and key; the key
-            # enters the digest, never the store.
+            # enters the digest, never the store. The digest of the last key is kept: a
+            # key rarely changes, and hashing it on every call was a tenth of a cache hit.
+            nonlocal scope_memo
             secret = (await credential.get()).get_secret_value() if credential else ""
-            return scope_digest(name, secret)
+            if scope_memo is None or scope_memo[0] != secret:
+                scope_memo = (secret, scope_digest(name, secret))
+            return scope_memo[1]
 
         # Concurrent embeddings coalesce into one request: inside the cache (only misses are
         # merged), outside retries (a failed batch is retried once, not once per caller).
@@ -264,12 +281,14 @@ class ProviderService:
             enabled=enabled_for(self.config, name),
             scope=cache_scope,
         )
+        # Preflight checks and costs once per call, inside the hooks (they see both).
         return HooksLayer(
-            cached,
+            CatalogueLayer.for_provider(cached, context, provider_type),
             hooks=self.hooks,
             log_level=logging.INFO if self.config.log_requests else logging.DEBUG,
             clock=self._clock,
             call_ids=self._call_ids,
+            track_keys=pool is not None,
         )
 
     def _limits_source(self, name: str) -> Callable[[str | None], RateLimitConfig | None]:
@@ -345,8 +364,18 @@ class ProviderService:
             return cached
         config = self._provider_config(provider)
         models = self.registry.get(config.type).known_models(provider)
+        catalogue = dict(models)
         for model_id, model_config in config.models.items():
-            models[model_id] = _merge_model(provider, model_id, model_config, models.get(model_id))
+            # Merge order: the built-in catalogue < the config. A key naming another upstream
+            # model (`name`) starts from that model's catalogue row.
+            known = catalogue.get(model_id)
+            if known is None and model_config.name:
+                from aiport._catalogue import find_model
+
+                upstream = find_model(catalogue, model_config.name)
+                if upstream is not None:
+                    known = upstream.model_copy(update={"id": model_id, "aliases": ()})
+            models[model_id] = _merge_model(provider, model_id, model_config, known)
         self._known[provider] = models
         return models
 
@@ -478,6 +507,7 @@ class ProviderService:
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
         cache: bool | CacheControl | None = None,
+        preflight: bool | None = None,
         **kwargs: Any,
     ) -> ModelCompletionResponse:
         """Run a completion. Give an options object, or its fields as keywords.
@@ -489,6 +519,9 @@ class ProviderService:
             cache: use the response cache for this call (``True``/``False``), or a
                 ``CacheControl`` (skip the read, skip the write, a custom ttl);
                 ``None``: as configured.
+            preflight: check the request against the model's known limits and
+                capabilities before sending it (``True``/``False``); ``None``: as
+                configured (``preflight_checks``).
         """
         prepared = self._prepare(ModelCompletionOptions, options, kwargs)
         with _ErrorGuard(prepared.model):
@@ -499,6 +532,7 @@ class ProviderService:
                 fallbacks=fallbacks,
                 priority=priority,
                 cache=_cache_control(cache),
+                preflight=preflight,
             )
 
     def stream(
@@ -510,6 +544,7 @@ class ProviderService:
         priority: int = 0,
         recovery: bool | None = None,
         cache: bool | CacheControl | None = None,
+        preflight: bool | None = None,
         **kwargs: Any,
     ) -> CompletionStream:
         """Run a completion as a stream: iterate it with ``async for`` (or ``async with``).
@@ -524,19 +559,18 @@ class ProviderService:
         prepared = self._prepare(ModelCompletionOptions, options, kwargs)
         recover = self.config.stream_recovery if recovery is None else recovery
 
-        async def events() -> AsyncIterator[StreamEvent]:
-            with _ErrorGuard(prepared.model):
-                async for event in self._router.stream(
-                    prepared.model,
-                    prepared,
-                    fallbacks=fallbacks,
-                    priority=priority,
-                    recovery=recover,
-                    cache=_cache_control(cache),
-                ):
-                    yield event
-
-        return CompletionStream(events())
+        events = self._router.stream(
+            prepared.model,
+            prepared,
+            fallbacks=fallbacks,
+            priority=priority,
+            recovery=recover,
+            cache=_cache_control(cache),
+            preflight=preflight,
+        )
+        # The guard goes into the stream object rather than a generator around the
+        # router's: one generator less for every event to pass through.
+        return CompletionStream(events, guard=_ErrorGuard(prepared.model))
 
     async def embed(
         self,
@@ -546,6 +580,7 @@ class ProviderService:
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
         cache: bool | CacheControl | None = None,
+        preflight: bool | None = None,
         **kwargs: Any,
     ) -> ModelEmbeddingResponse:
         """Embed one text or many; vectors come back in input order."""
@@ -558,6 +593,7 @@ class ProviderService:
                 fallbacks=fallbacks,
                 priority=priority,
                 cache=_cache_control(cache),
+                preflight=preflight,
             )
 
     async def generate_image(
@@ -568,6 +604,7 @@ class ProviderService:
         fallbacks: Sequence[str] | bool | None = None,
         priority: int = 0,
         cache: bool | CacheControl | None = None,
+        preflight: bool | None = None,
         **kwargs: Any,
     ) -> ImageGenerationResponse:
         """Generate images from a prompt."""
@@ -580,6 +617,7 @@ class ProviderService:
                 fallbacks=fallbacks,
                 priority=priority,
                 cache=_cache_control(cache),
+                preflight=preflight,
             )
 
     async def complete_many(
@@ -827,6 +865,8 @@ def _config_base_dir(config: AgentConfig) -> Path | None:
 def _merge_model(
     provider: str, model_id: str, config: ProviderModelConfig, known: ProviderModel | None
 ) -> ProviderModel:
+    """The config table of ``model_id`` over its catalogue row ``known``, field by field:
+    every value the table sets wins (built-in catalogue < config), the rest is kept."""
     base = known or ProviderModel(id=model_id, provider=provider)
     update: dict[str, Any] = {"aliases": tuple(config.aliases) or base.aliases}
     if config.description:
@@ -842,6 +882,9 @@ def _merge_model(
         "input_price_per_million",
         "output_price_per_million",
         "cached_input_price_per_million",
+        "cache_write_price_per_million",
+        "reasoning_price_per_million",
+        "deprecated",
     ):
         value = getattr(config, field_name)
         if value is not None:

@@ -2,19 +2,20 @@
 
 Hand-written on purpose (see docs/decisions.md): the available SSE packages wrap a
 particular HTTP client (httpx-sse) or own the connection (aiohttp-sse-client); we only
-need to turn byte chunks into events, and doing it here keeps it a few microseconds per
-event.
+need to turn byte chunks into events, and doing it here keeps it about a microsecond per
+event: each chunk's complete lines are decoded in one go and split once, ``data:`` lines
+(nearly all of them) are handled inline, and an event is a named tuple (a frozen
+dataclass cost three times as much to build).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "ServerSentEvent"]
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     """One event: its ``event`` name (``"message"`` when unnamed) and ``data`` text."""
 
     event: str
@@ -30,13 +31,13 @@ class SSEDecoder:
     even inside a UTF-8 character or between ``\\r`` and ``\\n``.
     """
 
-    __slots__ = ("_buffer", "_data", "_event", "_id", "_retry", "_saw_data")
+    __slots__ = ("_buffer", "_data", "_event", "_id", "_retry")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._event = ""
-        self._data: list[str] = []
-        self._saw_data = False
+        # The data lines of the event being read; None until its first data line.
+        self._data: list[str] | None = None
         self._id: str | None = None
         self._retry: int | None = None
 
@@ -51,18 +52,14 @@ class SSEDecoder:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             if keep_cr:
                 buffer += b"\r"
-        events: list[ServerSentEvent] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            event = self._line(buffer[start:end].decode("utf-8", errors="replace"))
-            if event is not None:
-                events.append(event)
-            start = end + 1
-        self._buffer = buffer[start:]
-        return events
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            self._buffer = buffer
+            return []
+        self._buffer = buffer[end + 1 :]
+        # "\n" never occurs inside a UTF-8 sequence, so decoding the complete lines at
+        # once gives what decoding them one by one would.
+        return self._lines(buffer[:end].decode("utf-8", errors="replace").split("\n"))
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: an event without its closing blank line is still returned.
@@ -70,50 +67,55 @@ class SSEDecoder:
         The standard says to drop it; providers that close right after the last
         ``data:`` line exist, and dropping their final event would lose the answer.
         """
-        events: list[ServerSentEvent] = []
+        lines = [""]
         if self._buffer:
             rest = self._buffer.rstrip(b"\r")
             self._buffer = b""
             if rest:
-                event = self._line(rest.decode("utf-8", errors="replace"))
-                if event is not None:
-                    events.append(event)
-        event = self._line("")
-        if event is not None:
-            events.append(event)
+                lines.insert(0, rest.decode("utf-8", errors="replace"))
+        return self._lines(lines)
+
+    def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                # A blank line ends the event; one without data lines dispatches nothing.
+                if data is not None:
+                    events.append(
+                        ServerSentEvent(
+                            self._event or "message", "\n".join(data), self._id, self._retry
+                        )
+                    )
+                    data = None
+                self._event = ""
+            elif line.startswith("data:"):
+                value = line[6:] if line[5:6] == " " else line[5:]
+                if data is None:
+                    data = [value]
+                else:
+                    data.append(value)
+            elif line == "data":
+                if data is None:
+                    data = [""]
+                else:
+                    data.append("")
+            else:
+                self._field(line)
+        self._data = data
         return events
 
-    def _line(self, line: str) -> ServerSentEvent | None:
-        if not line:
-            return self._dispatch()
+    def _field(self, line: str) -> None:
+        """A line that is neither blank nor a data line: a comment or another field."""
         if line[0] == ":":
-            return None  # a comment (keep-alive)
+            return  # a comment (keep-alive)
         name, colon, value = line.partition(":")
         if colon and value[:1] == " ":
             value = value[1:]
-        if name == "data":
-            self._data.append(value)
-            self._saw_data = True
-        elif name == "event":
+        if name == "event":
             self._event = value
         elif name == "id":
             if "\0" not in value:
                 self._id = value
         elif name == "retry" and value.isdigit():
             self._retry = int(value)
-        return None
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        if not self._saw_data:
-            self._event = ""
-            return None
-        event = ServerSentEvent(
-            event=self._event or "message",
-            data="\n".join(self._data),
-            id=self._id,
-            retry=self._retry,
-        )
-        self._event = ""
-        self._data = []
-        self._saw_data = False
-        return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -18,12 +19,22 @@ class CompletionStream:
     Use ``async for event in stream`` directly, or ``async with stream:`` to make sure
     the connection is released when you stop early. After the last event,
     ``response`` holds the complete response; ``text`` is the text received so far.
+
+    ``guard`` (the service passes one) turns an exception escaping the events into the
+    error it should be, as its ``__exit__`` would in a ``with`` block around them; it is
+    applied here, on the way out, rather than by a generator around the events.
     """
 
-    __slots__ = ("_done", "_events", "_response", "_text")
+    __slots__ = ("_done", "_events", "_guard", "_response", "_text")
 
-    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[StreamEvent],
+        *,
+        guard: AbstractContextManager[None] | None = None,
+    ) -> None:
         self._events = events
+        self._guard = guard
         self._response: ModelCompletionResponse | None = None
         self._text: list[str] = []
         self._done = False
@@ -36,9 +47,11 @@ class CompletionStream:
             raise StopAsyncIteration
         try:
             event = await anext(self._events)
-        except BaseException:
+        except BaseException as exc:
             self._done = True
             await self.aclose()
+            if self._guard is not None and not isinstance(exc, StopAsyncIteration):
+                self._guard.__exit__(type(exc), exc, exc.__traceback__)
             raise
         if event.type == "text-delta":
             self._text.append(event.text)
@@ -50,8 +63,14 @@ class CompletionStream:
         """Stop the stream and release its connection."""
         self._done = True
         close = getattr(self._events, "aclose", None)
-        if close is not None:
+        if close is None:
+            return
+        try:
             await close()
+        except BaseException as exc:
+            if self._guard is not None:
+                self._guard.__exit__(type(exc), exc, exc.__traceback__)
+            raise
 
     async def until_done(self) -> ModelCompletionResponse:
         """Read the rest of the stream and return the complete response."""

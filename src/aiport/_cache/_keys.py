@@ -9,10 +9,11 @@ What goes into the digest is a canonical JSON document of the request: every fie
 the options *except* those listed in ``NON_OUTPUT_FIELDS`` (only ``timeout``). The list
 is of exclusions, not inclusions, on purpose: a field added to the options later enters
 the key without anyone remembering to add it, so two requests that could get different
-answers never share a key. Mappings are written with sorted keys (``{"a":1,"b":2}`` and
-``{"b":2,"a":1}`` are one request); a message's string content is written as its one
-text part (the model reads the same tokens); inline bytes (images) enter as their
-SHA-256, which keeps the document small.
+answers never share a key. Fields whose value is ``None`` are left out (an unset field
+and one set to ``None`` are one request; values inside mappings are all kept). Mappings
+are written with sorted keys (``{"a":1,"b":2}`` and ``{"b":2,"a":1}`` are one request); a
+message's string content is written as its one text part (the model reads the same
+tokens); inline bytes (images) enter as their SHA-256, which keeps the document small.
 
 The scope (the caller's identity: provider, API key or tenant, already digested by the
 service) is hashed in with the request, so callers never share answers across scopes
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -72,13 +74,24 @@ _ENCODER = json.JSONEncoder(
     allow_nan=True,
     default=_default,
 )
+#: The same encoding with the C encoder made once too (``JSONEncoder.encode`` makes one per
+#: call): about 2 us of a memory-cache hit. ``None`` where the C accelerator is missing.
+_C_ENCODE = (
+    c_make_encoder(None, _default, encode_basestring, None, ":", ",", True, False, True)
+    if c_make_encoder is not None
+    else None
+)
 
 
 def _dumps(value: Any) -> str:
     try:
+        if _C_ENCODE is not None and isinstance(value, dict):
+            return "".join(_C_ENCODE(value, 0))
         return _ENCODER.encode(value)
     except TypeError as exc:  # mapping keys of mixed types cannot be sorted
         raise UncacheableRequestError(str(exc)) from exc
+    except RecursionError as exc:  # a value that contains itself
+        raise UncacheableRequestError("a value refers to itself") from exc
 
 
 def _normalise_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -95,9 +108,12 @@ def _normalise_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str,
 
 def canonical_completion(options: ModelCompletionOptions, scope: str) -> bytes:
     """The canonical JSON document a completion key digests (for tests and debugging)."""
-    document = options.model_dump(exclude=_EXCLUDED)
+    # Fields that are None are left out (a smaller document: about 2 us less per key);
+    # no other value writes nothing, so requests that differ still differ. The document
+    # version says so ("v": 2), so no key of the earlier form can be produced again.
+    document = options.model_dump(exclude=_EXCLUDED, exclude_none=True)
     document["messages"] = _normalise_messages(document["messages"])
-    return _dumps({"v": 1, "op": "chat", "scope": scope, "request": document}).encode()
+    return _dumps({"v": 2, "op": "chat", "scope": scope, "request": document}).encode()
 
 
 def _key(hexdigest: str) -> str:

@@ -28,6 +28,11 @@ class MemoryCache:
         clock: seconds, for expiry (tests pass a fake).
     """
 
+    #: ``get`` returns the very bytes object that was stored (never a copy), so a caller may
+    #: remember what it derived from a value by the value's identity (the cache layer keeps
+    #: the decoded response that way, and skips decoding it again on the next hit).
+    shares_values = True
+
     def __init__(
         self,
         *,

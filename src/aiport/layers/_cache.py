@@ -46,6 +46,7 @@ from aiport._cache._replay import replay_events
 from aiport._context import current_call
 from aiport._errors import MalformedResponseError
 from aiport._provider import ModelProvider, ProviderLayer
+from aiport._replace import replaced
 from aiport._types import (
     ModelCompletionResponse,
     ModelEmbeddingResponse,
@@ -64,6 +65,10 @@ logger = logging.getLogger("aiport")
 #: Value header: a magic tag (format version) and the expiry time (seconds, ``clock``).
 _HEADER = struct.Struct("<4sd")
 _MAGIC = b"apc1"
+#: Decoded responses remembered per layer, and the largest stored value remembered (a
+#: bound on the memory they hold besides the backend's own: at most 16 MB).
+_MAX_DECODED = 256
+_MAX_DECODED_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -132,6 +137,20 @@ class CacheLayer(ProviderLayer):
         self.timer = timer
         self.stats = CacheStats()
         self._warned = False
+        # Per key: the stored value last decoded and its response, for backends whose
+        # ``get`` returns the stored object itself (``shares_values``); a value written
+        # since is another object, so a stale entry is never used.
+        self._shares_values = bool(getattr(backend, "shares_values", False))
+        self._decoded: dict[str, tuple[bytes, ModelCompletionResponse]] = {}
+
+    def _remember(self, key: str, value: bytes, response: ModelCompletionResponse) -> None:
+        if len(value) > _MAX_DECODED_BYTES:
+            return  # large answers are rare; keeping them twice is not worth it
+        decoded = self._decoded
+        decoded.pop(key, None)
+        if len(decoded) >= _MAX_DECODED:
+            del decoded[next(iter(decoded))]  # the oldest remembered
+        decoded[key] = (value, response)
 
     # ------------------------------------------------------------------ policy
 
@@ -178,14 +197,6 @@ class CacheLayer(ProviderLayer):
     def _seal(self, payload: bytes, ttl: float) -> bytes:
         return _HEADER.pack(_MAGIC, self.clock() + ttl) + payload
 
-    async def _read(self, key: str) -> bytes | None:
-        try:
-            value = await self.backend.get(key)
-        except Exception as exc:
-            self._failed("get", exc)
-            return None
-        return self._open(value)
-
     async def _write(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
         sealed = [(key, self._seal(payload, ttl)) for key, payload in items]
         try:
@@ -213,13 +224,30 @@ class CacheLayer(ProviderLayer):
             return None
 
     async def _lookup(self, key: str, model: str) -> ModelCompletionResponse | None:
-        payload = await self._read(key)
+        """The stored response for ``key``: a fresh top-level object the caller may change
+        (its nested values are shared with the next hits of the same entry)."""
+        try:
+            value = await self.backend.get(key)
+        except Exception as exc:
+            self._failed("get", exc)
+            value = None
+        payload = self._open(value)
         response: ModelCompletionResponse | None = None
         if payload is not None:
-            try:
-                response = ModelCompletionResponse.model_validate_json(payload)
-            except ValidationError:  # written by another version: a miss, overwritten later
-                response = None
+            known = self._decoded.get(key)
+            if known is not None and known[0] is value:
+                # The very bytes decoded last time (a backend that shares its values):
+                # the same response, without validating the JSON again.
+                response = replaced(known[1], {})
+            else:
+                try:
+                    decoded = ModelCompletionResponse.model_validate_json(payload)
+                except ValidationError:  # written by another version: a miss, overwritten
+                    decoded = None
+                if decoded is not None:
+                    response = replaced(decoded, {})
+                    if self._shares_values and value is not None:
+                        self._remember(key, value, decoded)
         if response is None:
             self.stats.misses += 1
             self._log("miss", key, model)
@@ -259,17 +287,21 @@ class CacheLayer(ProviderLayer):
             await self._store(key, response, policy.ttl)
         return response
 
-    async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+    def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
         """A cached response replayed as events, or the provider's stream (then stored).
 
-        The call's cache control is read here, at the first ``anext``, like every layer.
+        The call's cache control is read at the first ``anext``, like every layer. When
+        the call does not use the cache, the provider's own events are handed on: no
+        generator of this layer sits between them and the caller.
         """
-        policy = self._policy(options.model)
-        key = await self._completion_key(options) if policy is not None else None
-        if policy is None:
-            self.stats.skipped += 1
+        return _CacheStream(self, options)
+
+    async def _cached_stream(
+        self, options: ModelCompletionOptions, policy: _Policy, key: str | None
+    ) -> AsyncIterator[StreamEvent]:
+        """The stream of a call that uses the cache (``key`` is None: no canonical form)."""
         start = self.timer()
-        if policy is not None and key is not None and policy.read:
+        if key is not None and policy.read:
             cached = await self._lookup(key, options.model)
             if cached is not None:
                 for replayed in replay_events(cached):
@@ -282,12 +314,7 @@ class CacheLayer(ProviderLayer):
         events = self.inner.stream(options)
         try:
             async for event in events:
-                if (
-                    policy is not None
-                    and key is not None
-                    and policy.write
-                    and isinstance(event, StreamFinishEvent)
-                ):
+                if key is not None and policy.write and isinstance(event, StreamFinishEvent):
                     # Stored before the caller sees the end: a caller that stops
                     # reading right after it still leaves the answer cached.
                     await self._store(key, event.response, policy.ttl)
@@ -379,6 +406,57 @@ class CacheLayer(ProviderLayer):
         )
 
     # generate_image: inherited pass-through (see the module docs for why).
+
+
+class _CacheStream(AsyncIterator["StreamEvent"]):
+    """What ``CacheLayer.stream`` returns: it decides at the first ``anext`` (when the
+    call context is current) and then hands out the ``__anext__`` awaitables of either
+    the provider's stream (cache not used) or the caching generator."""
+
+    __slots__ = ("_events", "_layer", "_next", "_options")
+
+    def __init__(self, layer: CacheLayer, options: ModelCompletionOptions) -> None:
+        self._layer = layer
+        self._options = options
+        self._events: AsyncIterator[StreamEvent] | None = None
+        self._next: Callable[[], Awaitable[StreamEvent]] | None = None
+
+    def __aiter__(self) -> _CacheStream:
+        return self
+
+    def __anext__(self) -> Awaitable[StreamEvent]:
+        following = self._next
+        if following is not None:
+            return following()
+        return self._first()
+
+    async def _first(self) -> StreamEvent:
+        layer, options = self._layer, self._options
+        try:
+            policy = layer._policy(options.model)
+            if policy is None:
+                layer.stats.skipped += 1
+                events = layer.inner.stream(options)
+            else:
+                key = await layer._completion_key(options)
+                events = layer._cached_stream(options, policy, key)
+        except BaseException:
+            self._next = _ended
+            raise
+        self._events = events
+        self._next = events.__anext__
+        return await events.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the stream this one hands on (releasing its connection)."""
+        self._next = _ended
+        close = getattr(self._events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _ended() -> StreamEvent:
+    raise StopAsyncIteration
 
 
 def _pack_vector(vector: Sequence[float]) -> bytes:

@@ -5,7 +5,10 @@ Every call emits a ``RequestEvent`` when it starts, then a ``ResponseEvent`` or 
 raises is logged and ignored, because observing a call must never break it.
 
 Log lines and events carry metadata only (provider, model, timings, token counts,
-error codes), never prompts, outputs or credentials.
+error codes), never prompts, outputs or credentials. For a provider with several API keys
+(``api_keys``) they name the key a call used by its fingerprint (``key#3f2a9c1e…wxyz``,
+see :func:`aiport._credentials.key_fingerprint`), and a ``KeyEvent`` tells when a key is set
+aside or rests.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
+from aiport._credentials import KeyUse, key_use_scope, recording_key_use
 from aiport._errors import ProviderError
 from aiport._provider import ModelProvider, ProviderLayer
 
@@ -41,6 +45,7 @@ __all__ = [
     "HookEvent",
     "Hooks",
     "HooksLayer",
+    "KeyEvent",
     "RequestEvent",
     "ResponseEvent",
 ]
@@ -72,6 +77,8 @@ class ResponseEvent:
     finish_reason: str | None = None
     request_id: str | None = None
     time_to_first_event: float | None = None
+    #: The fingerprint of the API key that served the call (providers with several keys).
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,29 @@ class ErrorEvent:
     latency: float
     error: BaseException
     time_to_first_event: float | None = None
+    #: The fingerprint of the API key of the last attempt (providers with several keys).
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvent:
+    """An API key of a provider with several keys stopped being chosen for a while.
+
+    ``state`` is ``"set_aside"`` (the provider refused the key: 401/403, an exhausted
+    quota, or its reference did not resolve) or ``"resting"`` (a 429: until its
+    Retry-After); ``seconds`` says for how long. ``key`` is the key's fingerprint
+    (``key#3f2a9c1e…wxyz``), never the key. ``error_code``/``reason``/``status_code``
+    describe the answer that caused it.
+    """
+
+    provider: str
+    model: str
+    key: str
+    state: Literal["set_aside", "resting"]
+    seconds: float
+    error_code: str
+    reason: str | None = None
+    status_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +129,7 @@ class AttemptEvent:
     attempt: Attempt
 
 
-HookEvent: TypeAlias = RequestEvent | ResponseEvent | ErrorEvent | AttemptEvent
+HookEvent: TypeAlias = RequestEvent | ResponseEvent | ErrorEvent | AttemptEvent | KeyEvent
 Hook: TypeAlias = Callable[[Any], "Awaitable[None] | None"]
 HookT = TypeVar("HookT", bound=Hook)
 ResultT = TypeVar("ResultT")
@@ -118,6 +148,7 @@ class Hooks:
     response: list[Hook] = field(default_factory=list)
     error: list[Hook] = field(default_factory=list)
     attempt: list[Hook] = field(default_factory=list)
+    key: list[Hook] = field(default_factory=list)
 
     def on_request(self, hook: HookT) -> HookT:
         """Call ``hook(RequestEvent)`` when a call starts."""
@@ -139,8 +170,13 @@ class Hooks:
         self.attempt.append(hook)
         return hook
 
+    def on_key(self, hook: HookT) -> HookT:
+        """Call ``hook(KeyEvent)`` when an API key is set aside or rests (several keys)."""
+        self.key.append(hook)
+        return hook
+
     def __bool__(self) -> bool:
-        return bool(self.request or self.response or self.error or self.attempt)
+        return bool(self.request or self.response or self.error or self.attempt or self.key)
 
 
 class HooksLayer(ProviderLayer):
@@ -152,6 +188,8 @@ class HooksLayer(ProviderLayer):
         logger: where log lines go (``logging.getLogger("aiport")`` by default).
         log_level: the level of request/response lines (errors log one level higher).
         clock: a monotonic clock.
+        track_keys: the provider has several API keys: events and log lines name the key
+            each call used (by fingerprint), as the rotation layer below records it.
     """
 
     def __init__(
@@ -163,8 +201,10 @@ class HooksLayer(ProviderLayer):
         log_level: int = logging.DEBUG,
         clock: Callable[[], float] = time.perf_counter,
         call_ids: itertools.count[int] | None = None,
+        track_keys: bool = False,
     ) -> None:
         super().__init__(inner)
+        self._track_keys = track_keys
         self.hooks = hooks if hooks is not None else Hooks()
         self._logger = logger or logging.getLogger("aiport")
         self._level = log_level
@@ -210,7 +250,7 @@ class HooksLayer(ProviderLayer):
             )
             self._logger.log(
                 self._level,
-                "call %d done: %s %s:%s in %.3fs%s%s",
+                "call %d done: %s %s:%s in %.3fs%s%s%s",
                 event.call_id,
                 event.operation,
                 event.provider,
@@ -218,6 +258,7 @@ class HooksLayer(ProviderLayer):
                 event.latency,
                 tokens,
                 f" finish={event.finish_reason}" if event.finish_reason else "",
+                f" key={event.key}" if event.key else "",
             )
         if self.hooks.response:
             await self._emit(self.hooks.response, event)
@@ -231,7 +272,7 @@ class HooksLayer(ProviderLayer):
             detail = str(error) if isinstance(error, ProviderError) else type(error).__name__
             self._logger.log(
                 self._error_level,
-                "call %d failed: %s %s:%s after %.3fs: %s %s",
+                "call %d failed: %s %s:%s after %.3fs: %s %s%s",
                 event.call_id,
                 event.operation,
                 event.provider,
@@ -239,6 +280,7 @@ class HooksLayer(ProviderLayer):
                 event.latency,
                 code,
                 detail,
+                f" key={event.key}" if event.key else "",
             )
         if self.hooks.error:
             await self._emit(self.hooks.error, event)
@@ -251,11 +293,24 @@ class HooksLayer(ProviderLayer):
     ) -> ResultT:
         """Run ``call`` between a request event and a response or error event."""
         call_id, start = await self._start(operation, model)
+        use = KeyUse() if self._track_keys else None
         try:
-            result = await call()
+            if use is None:
+                result = await call()
+            else:
+                with recording_key_use(use):
+                    result = await call()
         except Exception as exc:
             await self._failed(
-                ErrorEvent(call_id, operation, self.name, model, self._clock() - start, exc)
+                ErrorEvent(
+                    call_id,
+                    operation,
+                    self.name,
+                    model,
+                    self._clock() - start,
+                    exc,
+                    key=use.key if use is not None else None,
+                )
             )
             raise
         await self._succeeded(
@@ -268,19 +323,43 @@ class HooksLayer(ProviderLayer):
                 usage=getattr(result, "usage", None),
                 finish_reason=getattr(result, "finish_reason", None),
                 request_id=getattr(result, "request_id", None),
+                key=use.key if use is not None else None,
             )
         )
         return result
 
+    def _unobserved(self) -> bool:
+        """Whether nothing would see this call: no hook that this layer calls, no key to
+        name, and no log line (errors log one level higher than the rest, so if that level
+        is off, every line is). Then the call goes straight through, at no cost."""
+        hooks = self.hooks
+        if self._track_keys or hooks.request or hooks.response or hooks.error:
+            return False
+        if self._logger.isEnabledFor(self._error_level):
+            return False
+        next(self._call_ids)  # ids still count every call
+        return True
+
     async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        if self._unobserved():
+            return await self.inner.complete(options)
         return await self._observed("complete", options.model, lambda: self.inner.complete(options))
 
-    async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+    def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        if self._unobserved():
+            return self.inner.stream(options)
+        return self._observed_stream(options)
+
+    async def _observed_stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
         call_id, start = await self._start("stream", options.model)
         first: float | None = None
         finish: StreamEvent | None = None
+        use = KeyUse() if self._track_keys else None
+        events = self.inner.stream(options)
+        if use is not None:
+            events = key_use_scope(use, events)
         try:
-            async for event in self.inner.stream(options):
+            async for event in events:
                 if first is None:
                     first = self._clock() - start
                 if event.type == "finish":
@@ -296,6 +375,7 @@ class HooksLayer(ProviderLayer):
                     self._clock() - start,
                     exc,
                     time_to_first_event=first,
+                    key=use.key if use is not None else None,
                 )
             )
             raise
@@ -311,13 +391,18 @@ class HooksLayer(ProviderLayer):
                 finish_reason=response.finish_reason if response else None,
                 request_id=response.request_id if response else None,
                 time_to_first_event=first,
+                key=use.key if use is not None else None,
             )
         )
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
+        if self._unobserved():
+            return await self.inner.embed(options)
         return await self._observed("embed", options.model, lambda: self.inner.embed(options))
 
     async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
+        if self._unobserved():
+            return await self.inner.generate_image(options)
         return await self._observed(
             "generate_image", options.model, lambda: self.inner.generate_image(options)
         )

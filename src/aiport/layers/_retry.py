@@ -79,6 +79,8 @@ LOCAL_RATE_LIMIT = "local_rate_limit"
 _SLICES = 10
 #: Past this exponent the backoff is capped anyway; avoids float overflow on huge counts.
 _MAX_EXPONENT = 64
+#: Retry policies remembered per layer (one per model id seen).
+_MAX_POLICIES = 1024
 
 _T = TypeVar("_T")
 
@@ -190,23 +192,20 @@ def retry_delay(
 class _CallRetries:
     """The retry state of one call: its policy, attempt number, waits and deadline."""
 
+    __slots__ = ("context", "deadline", "layer", "model", "number", "policy", "waited")
+
     def __init__(self, layer: RetryLayer, model: str) -> None:
         self.layer = layer
         self.model = model
-        self.policy = layer.policy(model)
+        self.policy = policy = layer.policy_for(model)
         self.context: CallContext | None = current_call()
         self.number = 1
         self.waited = 0.0
-        start = layer.clock()
-        deadlines = [
-            d
-            for d in (
-                start + self.policy.deadline if self.policy.deadline is not None else None,
-                self.context.deadline if self.context is not None else None,
-            )
-            if d is not None
-        ]
-        self.deadline = min(deadlines) if deadlines else None
+        deadline = None if policy.deadline is None else layer.clock() + policy.deadline
+        context_deadline = self.context.deadline if self.context is not None else None
+        if context_deadline is not None and (deadline is None or context_deadline < deadline):
+            deadline = context_deadline
+        self.deadline = deadline
         layer.budget.record_first_attempt()
 
     async def record(
@@ -327,6 +326,19 @@ class RetryLayer(ProviderLayer):
         self.clock = clock
         self.sleep = sleep
         self.rng = rng if rng is not None else random.Random()
+        self._policies: dict[str, RetryConfig] = {}
+
+    def policy_for(self, model: str) -> RetryConfig:
+        """``policy(model)``, asked once per model and remembered (merging the config's
+        tables per call cost more than the rest of this layer); build a new layer when
+        the configuration changes, as for the rate limiter."""
+        found = self._policies.get(model)
+        if found is None:
+            found = self.policy(model)
+            if len(self._policies) >= _MAX_POLICIES:
+                self._policies.clear()  # any model id passes through: keep it bounded
+            self._policies[model] = found
+        return found
 
     async def _run(self, model: str, operation: Callable[[], Awaitable[_T]]) -> _T:
         call = _CallRetries(self, model)

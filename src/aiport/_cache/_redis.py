@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from aiport._redis import LoopConnections, Outage, connect, import_redis
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -70,73 +72,54 @@ class RedisCache:
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
-        try:
-            # Everything an operation needs, imported now: fail here with the fix, and
-            # keep import time out of the first call's 20 ms budget.
-            import redis.asyncio
-            import redis.asyncio.retry
-            import redis.backoff
-            import redis.exceptions  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(_INSTALL_HINT) from exc
+        import_redis(_INSTALL_HINT)
         if not (timeout > 0 and retry_interval >= 0 and max_connections > 0):
             raise ValueError("timeout and max_connections must be > 0, retry_interval >= 0")
         self._url = url
         self.namespace = namespace
         self.timeout = timeout
-        self.retry_interval = retry_interval
         self._max_connections = max_connections
-        self._clock = clock
         self._logger = logger or logging.getLogger("aiport")
-        self._conns: dict[asyncio.AbstractEventLoop, _Conn] = {}
-        self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._retry_at = 0.0
-        self._closed = False
+        self._conns = LoopConnections(self._connect, owner="RedisCache")
+        self._outage = Outage(probe_interval=retry_interval, clock=clock)
+        self._lock = threading.Lock()  # guards bypasses
         #: Operations that went on without Redis (it failed, was slow, or was down).
         self.bypasses = 0
 
     def __repr__(self) -> str:  # never the URL: it may carry a password
-        state = "up" if self._down_since is None else "down"
+        state = "down" if self._outage.down else "up"
         return f"<RedisCache namespace={self.namespace!r} {state} bypasses={self.bypasses}>"
 
     @property
     def available(self) -> bool:
         """False from a failed operation until one succeeds again."""
-        return self._down_since is None
+        return not self._outage.down
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds Redis is left alone after a failure."""
+        return self._outage.probe_interval
+
+    @retry_interval.setter
+    def retry_interval(self, seconds: float) -> None:
+        self._outage.probe_interval = seconds
 
     # ------------------------------------------------------------------ connections
 
     def _conn(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this RedisCache is closed")
-            conn = self._conns.get(loop)
-            if conn is None:
-                conn = self._conns[loop] = self._connect()
-            return conn
+        return self._conns.get()
 
     def _connect(self) -> _Conn:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        client = Redis.from_url(
-            self._url,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            max_connections=self._max_connections,
-            # No retries inside redis-py: a retry would blow the time budget.
-            retry=Retry(NoBackoff(), 0),
-        )
+        # The gate keeps this loop's operations within the pool: no blocking pool needed.
+        client = connect(self._url, timeout=self.timeout, max_connections=self._max_connections)
         return _Conn(client=client, gate=asyncio.Semaphore(self._max_connections))
 
     async def _run(self, operation: Callable[[Redis], Awaitable[T]], fallback: T) -> T:
         """``operation`` within ``timeout``; on any trouble, ``fallback`` (a bypass)."""
         from redis.exceptions import RedisError
 
-        if self._skip():
+        if self._outage.skip():  # down: only one operation per retry_interval tries Redis
+            self._count_bypass()
             return fallback
         conn = self._conn()
         admitted = False
@@ -162,26 +145,10 @@ class RedisCache:
         with self._lock:
             self.bypasses += 1
 
-    def _skip(self) -> bool:
-        """During an outage only one operation per ``retry_interval`` tries Redis."""
-        if self._down_since is None:
-            return False
-        with self._lock:
-            now = self._clock()
-            if now < self._retry_at:
-                self.bypasses += 1
-                return True
-            self._retry_at = now + self.retry_interval  # this operation is the probe
-            return False
-
     def _went_down(self, exc: BaseException) -> None:
-        with self._lock:
-            now = self._clock()
-            self._retry_at = now + self.retry_interval
-            if self._down_since is not None:
-                return
-            self._down_since = now
-        # Outside the lock: handlers may be slow. Once per outage, never the URL.
+        if not self._outage.failed(exc):
+            return
+        # Once per outage, never the URL.
         self._logger.warning(
             "aiport cache: Redis is unreachable or slow (%s); calls go on without the "
             "cache until it answers again",
@@ -189,14 +156,9 @@ class RedisCache:
         )
 
     def _came_back(self) -> None:
-        if self._down_since is None:
-            return
-        with self._lock:
-            since, self._down_since = self._down_since, None
-        if since is not None:
-            self._logger.info(
-                "aiport cache: Redis answers again after %.1fs", self._clock() - since
-            )
+        lasted = self._outage.worked()
+        if lasted is not None:
+            self._logger.info("aiport cache: Redis answers again after %.1fs", lasted)
 
     # ------------------------------------------------------------------ operations
 
@@ -245,17 +207,7 @@ class RedisCache:
         Those of another loop are closed on it when it still runs; those of a loop
         already closed are dropped with it.
         """
-        with self._lock:
-            self._closed = True
-            conns, self._conns = dict(self._conns), {}
-        current = asyncio.get_running_loop()
-        for loop, conn in conns.items():
-            if loop is current:
-                await _close(conn)
-            elif loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(_close(conn), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(future), 5)
+        await self._conns.aclose(_close)
 
 
 async def _close(conn: _Conn) -> None:

@@ -34,7 +34,6 @@ import contextlib
 import functools
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -52,8 +51,8 @@ from aiport._limits._base import (
     LimiterUnavailableError,
     refusal,
 )
-from aiport._limits._outage import Outage
 from aiport._limits._queue import QueuedLimiter
+from aiport._redis import LoopConnections, Outage, connect, import_redis
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -143,10 +142,7 @@ class RedisLimiter(QueuedLimiter):
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
-        try:
-            import redis.asyncio  # noqa: F401  (fail here, with the fix, not on first use)
-        except ImportError as exc:
-            raise ImportError(_INSTALL_HINT) from exc
+        import_redis(_INSTALL_HINT)
         if on_failure not in ("fail_closed", "fail_open"):
             raise ValueError(f"on_failure must be 'fail_closed' or 'fail_open', not {on_failure!r}")
         if not (window > 0 and lease_ttl > 0 and poll_interval > 0 and socket_timeout > 0):
@@ -159,16 +155,10 @@ class RedisLimiter(QueuedLimiter):
         self.lease_ttl = lease_ttl
         self._socket_timeout = socket_timeout
         self._max_connections = max_connections
-        self.outage = Outage(
-            "Redis",
-            probe_interval=probe_interval,
-            clock=clock,
-            logger=logger or logging.getLogger("aiport"),
-        )
-        self._conns: dict[asyncio.AbstractEventLoop, _Conn] = {}
-        self._conn_lock = threading.Lock()
+        self._logger = logger or logging.getLogger("aiport")
+        self.outage = Outage(probe_interval=probe_interval, clock=clock)
+        self._conns = LoopConnections(self._connect, owner="RedisLimiter")
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._closed = False
 
     def __repr__(self) -> str:  # never the URL: it may carry a password
         state = "down" if self.outage.down else "up"
@@ -182,31 +172,15 @@ class RedisLimiter(QueuedLimiter):
     # ------------------------------------------------------------------ connections
 
     def _conn(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        with self._conn_lock:
-            conn = self._conns.get(loop)
-            if conn is None:
-                if self._closed:
-                    raise RuntimeError("this RedisLimiter is closed")
-                conn = self._conns[loop] = self._connect()
-            return conn
+        return self._conns.get()
 
     def _connect(self) -> _Conn:
-        from redis.asyncio import BlockingConnectionPool, Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        pool = BlockingConnectionPool.from_url(
+        client = connect(
             self._url,
-            max_connections=self._max_connections,
             timeout=self._socket_timeout,
-            socket_timeout=self._socket_timeout,
-            socket_connect_timeout=self._socket_timeout,
-            # No retries inside redis-py: an outage must surface at once, not after
-            # backoffs that would hold calls for seconds.
-            retry=Retry(NoBackoff(), 0),
+            max_connections=self._max_connections,
+            blocking_pool=True,
         )
-        client = Redis.from_pool(pool)
         return _Conn(
             client=client,
             acquire=client.register_script(_lua.ACQUIRE),
@@ -244,7 +218,9 @@ class RedisLimiter(QueuedLimiter):
                 except (RedisError, OSError) as exc:
                     self.outage.failed(exc)
                     raise _DownError(exc) from exc
-        self.outage.worked()
+        lasted = self.outage.worked()
+        if lasted is not None:
+            self._logger.info("aiport rate limiter: Redis is reachable again after %.1fs", lasted)
         return result
 
     def _key(self, bucket: Bucket, part: str) -> str:
@@ -320,11 +296,14 @@ class RedisLimiter(QueuedLimiter):
         return refusal(denials)
 
     def _unavailable(self, mode: FailureMode, buckets: tuple[Bucket, ...], tokens: int) -> Lease:
-        self.outage.warn_once(
-            "let through without limits (fail_open)"
-            if mode == "fail_open"
-            else "refused with ProviderRateLimitError (fail_closed)"
-        )
+        if self.outage.claim_warning():  # once per outage, by the first call it affects
+            self._logger.warning(
+                "aiport rate limiter: Redis is unreachable (%s); until it is back, calls are %s",
+                self.outage.cause,
+                "let through without limits (fail_open)"
+                if mode == "fail_open"
+                else "refused with ProviderRateLimitError (fail_closed)",
+            )
         if mode == "fail_open":
             return Lease(uuid.uuid4().hex, buckets, tokens, tracked=False)
         raise LimiterUnavailableError(
@@ -440,30 +419,18 @@ class RedisLimiter(QueuedLimiter):
         Connections of other loops are closed on their loop when it still runs; those
         of loops already closed are dropped (close them first with ``aclose_loop``).
         """
-        with self._conn_lock:
-            self._closed = True
-            conns, self._conns = dict(self._conns), {}
-        current = asyncio.get_running_loop()
-        for loop, conn in conns.items():
-            if loop is current:
-                await self._close_conn(conn)
-            elif loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(self._close_conn(conn), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(future), 5)
-        await self._cancel_tasks(current)
+        await self._conns.aclose(self._close_conn)
+        await self._cancel_tasks(asyncio.get_running_loop())
 
     async def aclose_loop(self) -> None:
         """Close this loop's connection only (before a loop that used the limiter ends).
 
         The limiter stays usable: a later call opens a new connection.
         """
-        current = asyncio.get_running_loop()
-        with self._conn_lock:
-            conn = self._conns.pop(current, None)
+        conn = self._conns.pop_current()
         if conn is not None:
             await self._close_conn(conn)
-        await self._cancel_tasks(current)
+        await self._cancel_tasks(asyncio.get_running_loop())
 
     async def _cancel_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
         tasks = [t for t in list(self._tasks) if t.get_loop() is loop and not t.done()]

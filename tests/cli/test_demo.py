@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aiport.cli._app import app
-from aiport.cli._demo import png_dimensions
+from aiport.cli._demo import TOUR_MODELS, png_dimensions
 
 _CLEAN = {"OPENAI_API_KEY": None, "ANTHROPIC_API_KEY": None, "AIPORT_CONFIG": None}
 
@@ -42,9 +43,11 @@ def test_demo_in_a_subprocess(tmp_path: Path) -> None:
     )
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "7/7 steps succeeded" in result.stdout
-    for number in range(1, 8):
+    assert "8/8 steps succeeded" in result.stdout
+    for number in range(1, 9):
         assert f"{number}. " in result.stdout
+    for provider, model in TOUR_MODELS:  # the same request answered by every provider
+        assert re.search(rf"{provider} +{re.escape(model)} +You said: ", result.stdout)
     assert "ProviderRateLimitError" in result.stdout
     assert "sk-real-key" not in result.stdout + result.stderr
     assert png_dimensions((out / "aiport-image-1.png").read_bytes()) is not None
@@ -61,10 +64,11 @@ def test_demo_json_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert document["ok"] is True
     assert document["output_dir"] == str(tmp_path)
     steps = document["steps"]
-    assert [s["step"] for s in steps] == list(range(1, 8))
+    assert [s["step"] for s in steps] == list(range(1, 9))
     assert all(s["status"] == "ok" for s in steps), steps
     assert all(s["latency"] >= 0 for s in steps)
-    assert "PROVIDER_RATE_LIMIT_ERROR" in steps[6]["detail"]
+    assert steps[2]["detail"] == f"{len(TOUR_MODELS)} providers answered the same request"
+    assert "PROVIDER_RATE_LIMIT_ERROR" in steps[7]["detail"]
 
 
 def test_demo_default_output_dir_is_a_new_temp_dir(tmp_path: Path) -> None:

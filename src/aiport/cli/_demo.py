@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from aiport._types import GeneratedImage
     from aiport.testing import Emulator
 
-__all__ = ["DemoStep", "png_dimensions", "run_demo", "run_emulator", "save_images"]
+__all__ = ["TOUR_MODELS", "DemoStep", "png_dimensions", "run_demo", "run_emulator", "save_images"]
 
 CHAT_MODEL = "openai:gpt-4o-mini"
 CLAUDE_MODEL = "anthropic:claude-sonnet-4-6"
@@ -147,6 +147,44 @@ async def _complete_anthropic(tour: _Tour) -> str:
     return f"{reply.usage.total_tokens} tokens, finish {reply.finish_reason}"
 
 
+#: One model per other provider for the "every provider" step: (provider, model).
+TOUR_MODELS: tuple[tuple[str, str], ...] = (
+    ("gemini", "gemini-2.5-flash"),
+    ("azure", "gpt-4o-mini"),
+    ("mistral", "mistral-small-2506"),
+    ("cohere", "command-a-03-2025"),
+    ("ollama", "llama3.2"),
+    ("bedrock", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+    ("groq", "llama-3.3-70b-versatile"),
+)
+
+
+async def _every_provider(tour: _Tour) -> str:
+    prompt = "One request shape for every provider."
+    tour.say(f"> {prompt}")
+    rows: list[list[Any]] = []
+    answered = 0
+    for provider, model in TOUR_MODELS:
+        if provider not in tour.service.config.providers:
+            # Bedrock needs the optional botocore ('aiport[bedrock]') for AWS signing.
+            rows.append([provider, model, Text("skipped: pip install 'aiport[bedrock]'", "dim")])
+            continue
+        reply = await tour.service.complete(
+            model=f"{provider}:{model}", messages=prompt, max_tokens=50
+        )
+        answered += 1
+        rows.append(
+            [
+                provider,
+                model,
+                f"{_short(reply.text, 40)} ({reply.usage.total_tokens} tokens{_cost(reply.cost)})",
+            ]
+        )
+    if not tour.out.json_mode:
+        tour.out.print(make_table(None, ["provider", "model", "answer"], rows))
+    return f"{answered} providers answered the same request"
+
+
 async def _stream(tour: _Tour) -> str:
     prompt = "Stream this sentence back to me one word at a time."
     tour.say(f"> {prompt}")
@@ -247,6 +285,7 @@ async def _typed_error(tour: _Tour) -> str:
 _STEPS: Sequence[tuple[str, Callable[[_Tour], Awaitable[str]]]] = (
     (f"Completion on {CHAT_MODEL}", _complete_openai),
     (f"Completion on {CLAUDE_MODEL}", _complete_anthropic),
+    ("The same request to every other provider", _every_provider),
     (f"Streaming from {CLAUDE_MODEL}", _stream),
     ("Tool call round trip", _tools),
     (f"Embeddings with {EMBEDDING_MODEL}", _embeddings),
@@ -277,11 +316,32 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def demo_config(emulator: Emulator) -> dict[str, Any]:
-    """The demo's configuration: both providers pointing at the emulator, demo keys."""
+    """The demo's configuration: every built-in provider type (and the Groq preset)
+    pointing at the emulator, with demo keys; Bedrock only when botocore is installed."""
+    import importlib.util
+
+    others: dict[str, dict[str, Any]] = {
+        "gemini": {"type": "gemini", "base_url": emulator.gemini_base_url},
+        "azure": {"type": "azure", "base_url": emulator.azure_endpoint},
+        "mistral": {"type": "mistral", "base_url": emulator.mistral_base_url},
+        "cohere": {"type": "cohere", "base_url": emulator.cohere_base_url},
+        "ollama": {"type": "ollama", "base_url": emulator.ollama_base_url},
+        "groq": {"type": "groq", "base_url": emulator.openai_base_url},
+    }
+    if importlib.util.find_spec("botocore") is not None:
+        others["bedrock"] = {
+            "type": "bedrock",
+            "base_url": emulator.bedrock_endpoint,
+            "region": "us-east-1",
+        }
+    for name, provider in others.items():
+        if name != "ollama":  # a local Ollama takes no key
+            provider["api_key"] = f"demo-{name}-key"
     return {
-        # One attempt: step 7 shows the 429 itself instead of retrying it away.
+        # One attempt: the 429 step shows the error itself instead of retrying it away.
         "retry": {"max_attempts": 1},
         "providers": {
+            **others,
             "openai": {
                 "type": "openai",
                 "base_url": emulator.openai_base_url,

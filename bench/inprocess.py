@@ -14,7 +14,9 @@ Rows: ``service.complete`` with message dicts; the provider pipeline entered at 
 layer (outermost first, called without a call context, as a layer sees a direct call);
 the same ``service.complete`` with the rate-limit layer made a pass-through (a diagnostic:
 what that layer costs with no limit configured); a memory-cache hit; a 50-chunk stream
-read to the end. The floor of the last is what the benchmark's raw aiohttp client does
+read to the end, and a stream of one content chunk (the same last chunk, usage chunk and
+``[DONE]``), which splits a stream's cost into what every stream pays once and what each
+further chunk adds. The floor of a stream is what the benchmark's raw aiohttp client does
 with the same bytes besides HTTP: split the SSE events, ``json.loads`` each, collect the
 text. The floor of ``complete`` is likewise ``json.dumps`` of the request and
 ``json.loads`` of the answer.
@@ -35,6 +37,14 @@ import fixtures
 from clients import MESSAGES, SSEText, aiport_config
 
 MODEL = "openai:" + fixtures.CHAT_MODEL
+#: The stream body the patched transport answers with (``measure`` switches it).
+_STREAM_BODY = [fixtures.STREAM_BODY]
+
+
+def _one_chunk_stream(body: bytes) -> bytes:
+    """``body`` cut to its last content chunk (with the finish reason), usage, ``[DONE]``."""
+    events = [e for e in body.split(b"\n\n") if e]
+    return b"\n\n".join(events[-3:]) + b"\n\n"
 
 
 def _patch_transport() -> None:
@@ -49,15 +59,16 @@ def _patch_transport() -> None:
     stream_headers = CIMultiDictProxy(
         CIMultiDict({"Content-Type": "text/event-stream", "x-request-id": "req_bench"})
     )
-    half = len(fixtures.STREAM_BODY) // 2
 
     class CannedStream:
         status = 200
         headers = stream_headers
 
         async def chunks(self) -> AsyncIterator[bytes]:
-            yield fixtures.STREAM_BODY[:half]
-            yield fixtures.STREAM_BODY[half:]
+            body = _STREAM_BODY[0]
+            half = len(body) // 2
+            yield body[:half]
+            yield body[half:]
 
         async def read_all(self) -> bytes:
             return b""
@@ -102,13 +113,17 @@ async def measure(quick: bool) -> dict[str, Any]:
 
     async def floor_stream() -> object:
         parser = SSEText()
-        half = len(fixtures.STREAM_BODY) // 2
-        parser.feed(fixtures.STREAM_BODY[:half])
-        parser.feed(fixtures.STREAM_BODY[half:])
+        body = _STREAM_BODY[0]
+        half = len(body) // 2
+        parser.feed(body[:half])
+        parser.feed(body[half:])
         return parser.text
 
     out["floor_complete_us"] = await _cpu_us(floor_complete, n, rounds)
     out["floor_stream_us"] = await _cpu_us(floor_stream, n_stream, rounds)
+    _STREAM_BODY[0] = _one_chunk_stream(fixtures.STREAM_BODY)
+    out["floor_stream_1_us"] = await _cpu_us(floor_stream, n, rounds)
+    _STREAM_BODY[0] = fixtures.STREAM_BODY
 
     async with ProviderService(aiport_config(base), env={}) as service:
 
@@ -123,6 +138,9 @@ async def measure(quick: bool) -> dict[str, Any]:
 
         out["service_complete_us"] = await _cpu_us(complete, n, rounds)
         out["service_stream_us"] = await _cpu_us(stream, n_stream, rounds)
+        _STREAM_BODY[0] = _one_chunk_stream(fixtures.STREAM_BODY)
+        out["service_stream_1_us"] = await _cpu_us(stream, n, rounds)
+        _STREAM_BODY[0] = fixtures.STREAM_BODY
         options = ModelCompletionOptions(model=fixtures.CHAT_MODEL, messages=MESSAGES)
         layers: list[tuple[str, float]] = []
         provider: Any = service.get_provider("openai")
@@ -173,19 +191,35 @@ def markdown(result: dict[str, Any]) -> str:
         rows.append((f"pipeline entered at `{name}`", value, floor_c))
     rows.append(("memory-cache hit via `service.complete`", result["cache_hit_us"], None))
     rows.append(("50-chunk `service.stream` read to the end", result["service_stream_us"], floor_s))
+    floor_1 = result.get("floor_stream_1_us")
+    stream_1 = result.get("service_stream_1_us")
+    if floor_1 is not None and stream_1 is not None:
+        rows.append(("1-chunk `service.stream` read to the end", stream_1, floor_1))
     lines = [
         "| operation (no network) | CPU µs per op | over the floor |",
         "|---|---:|---:|",
         f"| floor: `json.dumps` request + `json.loads` answer | {floor_c:.1f} | |",
         f"| floor: SSE split + `json.loads` of 50 chunks + text | {floor_s:.1f} | |",
     ]
+    if floor_1 is not None:
+        lines.append(f"| floor: the same for 1 chunk | {floor_1:.1f} | |")
     for name, value, floor in rows:
         over = f"+{value - floor:.1f}" if floor is not None else ""
         lines.append(f"| {name} | {value:.1f} | {over} |")
-    per_event = (result["service_stream_us"] - floor_s - result["service_complete_us"]) / 50
-    return (
-        "\n".join(lines)
-        + f"\n\nPer stream event, beyond the per-call cost and the floor: {per_event:.2f} µs "
+    added_50 = result["service_stream_us"] - floor_s
+    text = "\n".join(lines) + "\n\n"
+    if floor_1 is not None and stream_1 is not None:
+        # Two streams that differ only in 49 content chunks: what a chunk adds, and what
+        # every stream pays once.
+        per_chunk = (added_50 - (stream_1 - floor_1)) / 49
+        once = (stream_1 - floor_1) - per_chunk
+        text += (
+            f"Over the floor, a stream costs {once:.1f} µs once plus {per_chunk:.2f} µs per "
+            f"content chunk; spread over 50 chunks: {added_50 / 50:.2f} µs per chunk "
+        )
+    else:
+        text += f"Over the floor, spread over 50 chunks: {added_50 / 50:.2f} µs per chunk "
+    return text + (
         f"(best of {result['rounds']} rounds of {result['n']} calls; CPU time of this process)."
     )
 

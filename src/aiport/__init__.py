@@ -44,6 +44,9 @@ _EXPORTS: dict[str, str] = {
     "CacheConfig": "aiport._config",
     "load_config": "aiport._config",
     "SecretResolver": "aiport._secrets",
+    "SecretSource": "aiport._secrets",
+    "TokenProvider": "aiport._tokens",
+    "AccessToken": "aiport._tokens",
     "CredentialSource": "aiport._credentials",
     "StaticCredential": "aiport._credentials",
     # unified shapes
@@ -81,6 +84,7 @@ _EXPORTS: dict[str, str] = {
     "ResponseEvent": "aiport.layers._hooks",
     "ErrorEvent": "aiport.layers._hooks",
     "AttemptEvent": "aiport.layers._hooks",
+    "KeyEvent": "aiport.layers._hooks",
     # errors
     "AiportError": "aiport._errors",
     "ErrorCode": "aiport._errors",
@@ -104,6 +108,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AccessToken",
     "AgentConfig",
     "AiportError",
     "Attempt",
@@ -132,6 +137,7 @@ __all__ = [
     "ImagePart",
     "InvalidRequestError",
     "JsonSchemaFormat",
+    "KeyEvent",
     "LayerFactory",
     "MalformedResponseError",
     "Message",
@@ -166,6 +172,7 @@ __all__ = [
     "RestartEvent",
     "RetryConfig",
     "SecretResolver",
+    "SecretSource",
     "StaticCredential",
     "StreamEvent",
     "StreamFinishEvent",
@@ -173,6 +180,7 @@ __all__ = [
     "TextDeltaEvent",
     "TextPart",
     "TimeoutConfig",
+    "TokenProvider",
     "Tool",
     "ToolCall",
     "ToolCallDeltaEvent",
@@ -237,9 +245,10 @@ if TYPE_CHECKING:
     from aiport._provider import LayerFactory, ModelProvider, ProviderLayer, wrap
     from aiport._registry import ProviderContext, ProviderRegistry, ProviderType
     from aiport._routing import ResolvedModel
-    from aiport._secrets import SecretResolver
+    from aiport._secrets import SecretResolver, SecretSource
     from aiport._service import ProviderService
     from aiport._stream import CompletionStream
+    from aiport._tokens import AccessToken, TokenProvider
     from aiport._types import (
         Attempt,
         FinishReason,
@@ -274,6 +283,7 @@ if TYPE_CHECKING:
         AttemptEvent,
         ErrorEvent,
         Hooks,
+        KeyEvent,
         RequestEvent,
         ResponseEvent,
     )

@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["CacheControl", "CallContext", "call_scope", "current_call", "scoped_stream"]
+__all__ = [
+    "CacheControl",
+    "CallContext",
+    "HandingOnStream",
+    "call_scope",
+    "continuation",
+    "current_call",
+    "scoped_stream",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,22 +120,22 @@ def call_scope(context: CallContext) -> AbstractContextManager[CallContext]:
     return _CallScope(context)
 
 
-class ScopedStream(AsyncIterator[T]):
-    """What ``scoped_stream`` returns: ``events`` with a context current for its first item.
+class HandingOnStream(AsyncIterator[T]):
+    """A stream that makes its first item itself and then only hands on another stream's.
 
-    After the first item it hands out ``events``' own ``__anext__`` awaitables: no
-    generator of its own between the caller and the stream (a stream event passes
-    through every layer; each generator on the way costs a resumption per event).
+    ``_first`` (a subclass's) produces the first item and sets ``_next`` to the other
+    stream's ``__anext__``; from then on ``__anext__`` returns those awaitables as they
+    are: no generator of its own between an item and the caller (each generator on the
+    way costs a resumption per item, and a stream event passes through every layer).
+    ``continuation`` lets a consumer skip such a stream altogether after its first item.
     """
 
-    __slots__ = ("_context", "_events", "_next")
+    __slots__ = ("_next",)
 
-    def __init__(self, context: CallContext, events: AsyncIterator[T]) -> None:
-        self._context = context
-        self._events = events
+    def __init__(self) -> None:
         self._next: Callable[[], Awaitable[T]] | None = None
 
-    def __aiter__(self) -> ScopedStream[T]:
+    def __aiter__(self) -> HandingOnStream[T]:
         return self
 
     def __anext__(self) -> Awaitable[T]:
@@ -135,6 +143,37 @@ class ScopedStream(AsyncIterator[T]):
         if following is not None:
             return following()
         return self._first()
+
+    async def _first(self) -> T:
+        raise NotImplementedError
+
+
+def continuation(events: AsyncIterator[T]) -> Callable[[], Awaitable[T]]:
+    """What gives the items of ``events`` after its first: ``events.__anext__``, or, past
+    every ``HandingOnStream`` that only hands on another stream's items, that stream's
+    (one Python call less per item for each). Call it once the first item was taken; the
+    consumer still closes ``events`` itself (closing is never skipped)."""
+    following: Callable[[], Awaitable[T]] = events.__anext__
+    current: object = events
+    while isinstance(current, HandingOnStream):
+        handed = current._next
+        if handed is None:
+            break
+        following = handed
+        current = getattr(handed, "__self__", None)
+    return following
+
+
+class ScopedStream(HandingOnStream[T]):
+    """What ``scoped_stream`` returns: ``events`` with a context current for its first item,
+    then ``events``' own items handed on (see ``HandingOnStream``)."""
+
+    __slots__ = ("_context", "_events")
+
+    def __init__(self, context: CallContext, events: AsyncIterator[T]) -> None:
+        super().__init__()
+        self._context = context
+        self._events = events
 
     async def _first(self) -> T:
         with call_scope(self._context):

@@ -265,8 +265,7 @@ class HttpClient:
                 phase="body",
             ) from exc
 
-    @contextlib.asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         url: str,
@@ -274,31 +273,9 @@ class HttpClient:
         headers: Mapping[str, str],
         body: bytes | None,
         timeouts: HttpTimeouts,
-    ) -> AsyncIterator[HttpStream]:
-        """Send a request and give its response to read as it arrives."""
-        session, loop, deadlines = self._session()
-        deadline = loop.time() + timeouts.total
-        response = await self._send(
-            session,
-            loop,
-            deadlines,
-            method=method,
-            url=url,
-            headers=headers,
-            body=body,
-            timeouts=timeouts,
-            deadline=deadline,
-            streaming=True,
-        )
-        try:
-            yield HttpStream(response, timeouts, deadline, loop, deadlines)
-        finally:
-            # Closing (not releasing) drops a connection whose body was not read to the
-            # end: reusing it would hand the next call the tail of this stream.
-            if response.content.at_eof():
-                response.release()
-            else:
-                response.close()
+    ) -> contextlib.AbstractAsyncContextManager[HttpStream]:
+        """Send a request and give its response to read as it arrives (``async with``)."""
+        return _Streaming(self, method, url, headers=headers, body=body, timeouts=timeouts)
 
     async def _send(
         self,
@@ -374,6 +351,66 @@ class HttpClient:
             deadlines.stop()
         if session is not None and not session.closed:
             await session.close()
+
+
+class _Streaming:
+    """What ``HttpClient.stream`` returns: sends the request on entry, gives the
+    ``HttpStream``, and on exit gives the connection back (a plain class rather than an
+    ``asynccontextmanager`` generator: one per stream, and a generator costs more)."""
+
+    __slots__ = ("_body", "_client", "_headers", "_method", "_response", "_timeouts", "_url")
+
+    def __init__(
+        self,
+        client: HttpClient,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeouts: HttpTimeouts,
+    ) -> None:
+        self._client = client
+        self._method = method
+        self._url = url
+        self._headers = headers
+        self._body = body
+        self._timeouts = timeouts
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> HttpStream:
+        client, timeouts = self._client, self._timeouts
+        session, loop, deadlines = client._session()
+        deadline = loop.time() + timeouts.total
+        response = self._response = await client._send(
+            session,
+            loop,
+            deadlines,
+            method=self._method,
+            url=self._url,
+            headers=self._headers,
+            body=self._body,
+            timeouts=timeouts,
+            deadline=deadline,
+            streaming=True,
+        )
+        return HttpStream(response, timeouts, deadline, loop, deadlines)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        response, self._response = self._response, None
+        if response is None:
+            return
+        # Closing (not releasing) drops a connection whose body was not read to the
+        # end: reusing it would hand the next call the tail of this stream.
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
 
 
 class _LoopDeadlines:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from aiport._context import CacheControl, CallContext, call_scope, scoped_stream
+from aiport._context import CacheControl, CallContext, call_scope, continuation, scoped_stream
 from aiport._errors import (
     ContentFilterError,
     ContextLengthExceededError,
@@ -120,16 +120,21 @@ class ResolvedModel:
 
 
 def apply_defaults(options: OptionsT, resolved: ResolvedModel) -> OptionsT:
-    update: dict[str, Any] = {"model": resolved.model}
+    """``options`` for the deployment ``resolved``: the upstream model name, and the
+    model table's defaults (sampling settings the call left unset, provider options
+    under the call's own)."""
     model_config = resolved.config
-    if model_config is not None and isinstance(options, ModelCompletionOptions):
+    if model_config is None:  # no table for the model: only the name changes
+        return replaced(options, {"model": resolved.model})
+    update: dict[str, Any] = {"model": resolved.model}
+    if isinstance(options, ModelCompletionOptions):
         for field_name in ("temperature", "top_p", "max_tokens"):
             if (
                 getattr(options, field_name) is None
                 and getattr(model_config, field_name) is not None
             ):
                 update[field_name] = getattr(model_config, field_name)
-    if model_config is not None and model_config.provider_options:
+    if model_config.provider_options:
         current = getattr(options, "provider_options", {})
         update["provider_options"] = {**model_config.provider_options, **current}
     return replaced(options, update)
@@ -240,9 +245,6 @@ class Router:
 
     # ------------------------------------------------------------------ calls
 
-    def _options_for(self, options: Any, target: Target) -> Any:
-        return apply_defaults(options, target.resolved)
-
     def _may_fall_back(self, error: ProviderError, failed: Target, rest: list[Target]) -> bool:
         kind = fallback_kind(error)
         if kind is None or kind not in self._service.config.fallback.on or not rest:
@@ -347,10 +349,11 @@ class Router:
                     t.health.available() for t in targets
                 )
                 provider = self._service.get_provider(target.resolved.provider)
+                attempt_options = apply_defaults(options, target.resolved)
                 target.health.begin()
                 started = self._clock()
                 try:
-                    result = await run(provider, self._options_for(options, target))
+                    result = await run(provider, attempt_options)
                 except ProviderError as error:
                     target.health.failed(error)
                     last_error = error
@@ -397,7 +400,7 @@ class Router:
                 raise self._all_open_error(planned, model_id)
             context.has_alternatives = bool(targets) and any(t.health.available() for t in targets)
             provider = self._service.get_provider(target.resolved.provider)
-            attempt_options = self._options_for(options, target)
+            attempt_options = apply_defaults(options, target.resolved)
             prefix = "".join(delivered) if interrupted is not None else ""
             use_prefill = (
                 interrupted is not None
@@ -425,7 +428,14 @@ class Router:
             events = scoped_stream(context, provider.stream(attempt_options))
             try:
                 async with contextlib.aclosing(events):
-                    async for received in events:
+                    following = events.__anext__
+                    while True:
+                        try:
+                            received = await following()
+                        except StopAsyncIteration:
+                            break
+                        if first:  # past the first event: skip the streams that hand on
+                            following = continuation(events)
                         event: StreamEvent = received
                         if isinstance(received, TextDeltaEvent):
                             if overlap:
@@ -440,7 +450,8 @@ class Router:
                             prefillable = False
                         elif isinstance(received, StreamFinishEvent):
                             response = _finished(received.response, prefilled, interrupted, context)
-                            event = StreamFinishEvent(response=response)
+                            if response is not received.response:
+                                event = replaced(received, {"response": response})
                         first = False
                         yield event
             except ProviderError as error:

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -43,7 +43,6 @@ from aiport._types import (
     ProviderModel,
     StreamEvent,
 )
-from aiport.layers._hooks import Hooks, HooksLayer
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -62,6 +61,8 @@ if TYPE_CHECKING:
     from aiport._http import HttpClient, HttpTimeouts
     from aiport._limits import Limiter
     from aiport._secrets import SecretResolver
+    from aiport._tokens import TokenProvider
+    from aiport.layers._hooks import Hooks
 
 __all__ = ["ProviderService", "ResolvedModel"]
 
@@ -83,6 +84,10 @@ class ProviderService:
         environment: the config profile to use (overrides ``AIPORT_ENV``).
         env: environment variables to read instead of ``os.environ``.
         clock: a monotonic clock (latencies).
+        token_providers: your own ``TokenProvider`` per configured provider name (which
+            then has no ``api_key``, ``api_keys`` or ``auth``): its tokens are kept,
+            refreshed before expiry (one refresh for all waiting calls) and after a 401,
+            like the built-in ones'.
 
     Example:
         >>> async with ProviderService() as service:  # doctest: +SKIP
@@ -99,6 +104,7 @@ class ProviderService:
         environment: str | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        token_providers: Mapping[str, TokenProvider] | None = None,
     ) -> None:
         from aiport._config import load_config
         from aiport._secrets import SecretResolver
@@ -106,7 +112,13 @@ class ProviderService:
         self._env: Mapping[str, str] = os.environ if env is None else env
         self.config: AgentConfig = load_config(config, environment=environment, env=self._env)
         self.registry = registry or ProviderRegistry.default()
-        self.hooks = hooks if hooks is not None else Hooks()
+        if hooks is None:
+            # Loaded with the first service, not with the import line (it brings the
+            # event classes and the credentials module): docs/decisions.md 18.
+            from aiport.layers._hooks import Hooks
+
+            hooks = Hooks()
+        self.hooks = hooks
         self._layers = tuple(layers)
         self._clock = clock
         self._resolver: SecretResolver = SecretResolver(
@@ -123,6 +135,17 @@ class ProviderService:
         self._limiters: dict[str, Limiter] = {}
         self._closed = False
         self._check_types()
+        # Users' own token providers, given here or as plug-ins (imported now, so that a
+        # broken one is a ConfigError at once); nothing to do, nothing imported, otherwise.
+        self._token_providers: Mapping[str, TokenProvider] = {}
+        if token_providers or any(
+            p.auth is not None and p.auth.type == "plugin" for p in self.config.providers.values()
+        ):
+            from aiport._tokens import token_providers_for
+
+            self._token_providers = token_providers_for(
+                self.config, token_providers or {}, self._resolver
+            )
 
     # ------------------------------------------------------------------ providers
 
@@ -208,6 +231,7 @@ class ProviderService:
         from aiport.layers._batching import EmbeddingBatcher
         from aiport.layers._cache import CacheLayer
         from aiport.layers._catalogue import CatalogueLayer
+        from aiport.layers._hooks import HooksLayer
         from aiport.layers._ratelimit import RateLimitLayer
         from aiport.layers._retry import RetryBudget, RetryLayer
         from aiport.layers._rotation import KeyRotationLayer
@@ -332,6 +356,7 @@ class ProviderService:
             config,
             self._resolver,
             default_env=self.registry.get(config.type).api_key_env,
+            token_provider=self._token_providers.get(name),
         )
 
     def _timeouts(self, provider: str, model: str | None) -> HttpTimeouts:
@@ -910,22 +935,26 @@ def _cache_control(cache: bool | CacheControl | None) -> CacheControl | None:
     return CacheControl(enabled=cache)
 
 
-async def _run_complete(
+# What the router runs on a target. Plain functions returning the provider's coroutine
+# (not coroutines themselves): the router awaits the provider's own, one frame less.
+
+
+def _run_complete(
     provider: ModelProvider, options: ModelCompletionOptions
-) -> ModelCompletionResponse:
-    return await provider.complete(options)
+) -> Awaitable[ModelCompletionResponse]:
+    return provider.complete(options)
 
 
-async def _run_embed(
+def _run_embed(
     provider: ModelProvider, options: ModelEmbeddingOptions
-) -> ModelEmbeddingResponse:
-    return await provider.embed(options)
+) -> Awaitable[ModelEmbeddingResponse]:
+    return provider.embed(options)
 
 
-async def _run_image(
+def _run_image(
     provider: ModelProvider, options: ImageGenerationOptions
-) -> ImageGenerationResponse:
-    return await provider.generate_image(options)
+) -> Awaitable[ImageGenerationResponse]:
+    return provider.generate_image(options)
 
 
 def _describe_validation(exc: ValidationError) -> str:

@@ -24,6 +24,11 @@ class ServerSentEvent(NamedTuple):
     retry: int | None = None
 
 
+#: Builds a ``ServerSentEvent`` from its four fields without the generated ``__new__``
+#: (a Python function): one per event, so the direct tuple construction is worth it.
+_event_of = tuple.__new__
+
+
 class SSEDecoder:
     """Feed it byte chunks as they arrive; it returns the events they complete.
 
@@ -83,8 +88,9 @@ class SSEDecoder:
                 # A blank line ends the event; one without data lines dispatches nothing.
                 if data is not None:
                     events.append(
-                        ServerSentEvent(
-                            self._event or "message", "\n".join(data), self._id, self._retry
+                        _event_of(
+                            ServerSentEvent,
+                            (self._event or "message", "\n".join(data), self._id, self._retry),
                         )
                     )
                     data = None

@@ -215,6 +215,15 @@ class Message(BaseModel):
     def _from_openai_style(cls, value: Any) -> Any:
         if not isinstance(value, Mapping):
             return value
+        if (
+            type(value) is dict
+            and isinstance(value.get("content"), str)
+            and "tool_calls" not in value
+            and "tool_call_id" not in value
+        ):
+            # Text content and no OpenAI tool fields: nothing to normalise (the common
+            # message; validating it does not change the dict, so no copy is needed).
+            return value
         data = dict(value)
         content = data.get("content")
         if content is None:

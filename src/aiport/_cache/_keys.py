@@ -106,8 +106,70 @@ def _normalise_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str,
     return out
 
 
+#: Completion fields that must all be ``None`` for ``_plain_completion``.
+_PLAIN_UNSET = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "metadata",
+)
+
+
+def _plain_completion(options: ModelCompletionOptions, scope: str) -> str | None:
+    """``canonical_completion``'s document for the common request, written directly:
+    text messages and nothing else set (no sampling setting, tool, format, metadata or
+    provider option). ``None`` for any other request.
+
+    The same text the general path makes (sorted keys, compact, strings through the
+    same ``encode_basestring``), without dumping the options to dicts and encoding them
+    again: ~2.5 µs less per key, most of a memory-cache hit's key (tests/cache checks
+    that both paths agree).
+    """
+    fields = options.__dict__
+    for name in _PLAIN_UNSET:
+        if fields[name] is not None:
+            return None
+    if fields["provider_options"]:
+        return None
+    written: list[str] = []
+    for message in fields["messages"]:
+        values = message.__dict__
+        content = values["content"]
+        if type(content) is not str:
+            return None
+        text = '[{"text":' + encode_basestring(content) + ',"type":"text"}]' if content else "[]"
+        name = values["name"]
+        named = "" if name is None else ',"name":' + encode_basestring(name)
+        written.append(
+            '{"content":' + text + named + ',"role":' + encode_basestring(values["role"]) + "}"
+        )
+    return (
+        '{"op":"chat","request":{"messages":['
+        + ",".join(written)
+        + '],"model":'
+        + encode_basestring(fields["model"])
+        + ',"provider_options":{}},"scope":'
+        + encode_basestring(scope)
+        + ',"v":2}'
+    )
+
+
 def canonical_completion(options: ModelCompletionOptions, scope: str) -> bytes:
     """The canonical JSON document a completion key digests (for tests and debugging)."""
+    plain = _plain_completion(options, scope)
+    if plain is not None:
+        return plain.encode()
+    return _general_completion(options, scope)
+
+
+def _general_completion(options: ModelCompletionOptions, scope: str) -> bytes:
+    """``canonical_completion`` for any request."""
     # Fields that are None are left out (a smaller document: about 2 us less per key);
     # no other value writes nothing, so requests that differ still differ. The document
     # version says so ("v": 2), so no key of the earlier form can be produced again.

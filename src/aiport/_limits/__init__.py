@@ -32,7 +32,12 @@ from aiport._limits._estimate import (
     estimate_embedding,
     estimate_image,
 )
-from aiport._limits._headers import RateLimitInfo, parse_duration, parse_rate_limit_headers
+from aiport._limits._headers import (
+    RateLimitInfo,
+    may_pause,
+    parse_duration,
+    parse_rate_limit_headers,
+)
 from aiport._limits._memory import MemoryLimiter
 
 # The redis package itself is imported only when a RedisLimiter is made.
@@ -57,6 +62,7 @@ __all__ = [
     "estimate_embedding",
     "estimate_image",
     "limit_scope",
+    "may_pause",
     "parse_duration",
     "parse_rate_limit_headers",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "LimitExceededError",
     "Limiter",
     "LimiterUnavailableError",
+    "bucket_key",
     "refusal",
 ]
 
@@ -31,6 +32,11 @@ FailureMode: TypeAlias = Literal["fail_closed", "fail_open"]
 #: ``retry_after`` given when only a concurrency slot is missing: no clock says when a call
 #: in flight ends, so this is a hint, not a promise.
 CONCURRENCY_RETRY_HINT = 1.0
+
+
+def bucket_key(scope: str, model: str | None) -> str:
+    """``scope:model`` (``*`` for the provider bucket): how backends name a bucket."""
+    return f"{scope}:{model if model is not None else '*'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,7 @@ class Bucket:
     @property
     def key(self) -> str:
         """``scope:model`` (``*`` for the provider bucket): how backends name the bucket."""
-        return f"{self.scope}:{self.model if self.model is not None else '*'}"
+        return bucket_key(self.scope, self.model)
 
     @property
     def limited(self) -> bool:

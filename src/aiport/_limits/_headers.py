@@ -19,11 +19,17 @@ from datetime import datetime
 
 from aiport._mapping import parse_retry_after
 
-__all__ = ["RateLimitInfo", "parse_duration", "parse_rate_limit_headers"]
+__all__ = ["RateLimitInfo", "may_pause", "parse_duration", "parse_rate_limit_headers"]
 
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
 _TOKEN_KINDS = ("tokens", "input-tokens", "output-tokens")
+#: Every header whose value 0 can make ``RateLimitInfo.pause`` non-empty (lower case).
+_REMAINING_HEADERS = tuple(
+    name
+    for kind in ("requests", *_TOKEN_KINDS)
+    for name in (f"x-ratelimit-remaining-{kind}", f"anthropic-ratelimit-{kind}-remaining")
+)
 
 
 def parse_duration(text: str) -> float | None:
@@ -99,6 +105,30 @@ class RateLimitInfo:
         ]
         known = [w for w in waits if w is not None]
         return max(known) if known else None
+
+
+def may_pause(headers: Mapping[str, str]) -> bool:
+    """Whether ``parse_rate_limit_headers(headers).pause`` can be set: some "remaining"
+    header of either dialect holds 0. False means it is certainly ``None``.
+
+    About 0.3 µs, against 2-10 µs for the whole parse: what a call with no configured
+    limit looks for, since only a pause (or a 429) changes anything for it. A plain
+    ``dict`` is searched by lower-cased name; any other mapping is taken to look names
+    up case-insensitively, as the header mappings of HTTP clients do (aiohttp's
+    ``CIMultiDictProxy``, which every adapter passes).
+    """
+    if isinstance(headers, dict):
+        return any(
+            _count(value) == 0
+            for name, value in headers.items()
+            if name.lower() in _REMAINING_HEADERS
+        )
+    get = headers.get
+    for name in _REMAINING_HEADERS:
+        value = get(name)
+        if value is not None and _count(value) == 0:
+            return True
+    return False
 
 
 def parse_rate_limit_headers(

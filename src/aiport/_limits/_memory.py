@@ -93,6 +93,9 @@ class MemoryLimiter(QueuedLimiter):
         clock: a monotonic clock; every time here is on it.
     """
 
+    #: Pauses live in this process only: ``paused_now`` knows them all.
+    pauses_known_locally = True
+
     def __init__(
         self, *, window: float = 60.0, clock: Callable[[], float] = time.monotonic
     ) -> None:

@@ -34,6 +34,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from aiport._limits._base import (
     CONCURRENCY_RETRY_HINT,
@@ -42,6 +43,7 @@ from aiport._limits._base import (
     FailureMode,
     Lease,
     LimitExceededError,
+    bucket_key,
 )
 
 __all__ = ["QueuedLimiter"]
@@ -81,6 +83,11 @@ class QueuedLimiter(ABC):
             room may appear without this process hearing of it (shared backends);
             ``None`` when every change is local and wakes the queue itself.
     """
+
+    #: Whether every pause that can stop this limiter's buckets is known in this process
+    #: (``paused_now`` is then the whole truth). False for shared backends, where another
+    #: process's pause is only seen by asking the store.
+    pauses_known_locally: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -127,6 +134,30 @@ class QueuedLimiter(ABC):
             if until > self._paused_until.get(bucket.key, 0.0):
                 self._paused_until[bucket.key] = until
         self._pause_shared(bucket, seconds)
+
+    def paused_now(self, scope: str, model: str | None) -> bool:
+        """Whether a pause this process knows of stops the provider bucket of ``scope`` or
+        its bucket of ``model`` now (expired pauses are dropped on the way).
+
+        The rate-limit layer asks this on every call that has no limit to count, so the
+        common answer costs one test: with no pause at all the dict is empty, which is
+        read without the lock (a dict's length is read atomically).
+        """
+        paused = self._paused_until
+        if not paused:
+            return False
+        now = self._clock()
+        stopped = False
+        with self._lock:
+            for key in (bucket_key(scope, None), bucket_key(scope, model)):
+                until = paused.get(key)
+                if until is None:
+                    continue
+                if until > now:
+                    stopped = True
+                else:
+                    del paused[key]
+        return stopped
 
     def paused_for(self, bucket: Bucket) -> float:
         """Seconds this process will still admit nobody in ``bucket`` because of a pause."""

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from aiport._cache._keys import UncacheableRequestError, completion_key, embedding_keys
 from aiport._cache._replay import replay_events
-from aiport._context import current_call
+from aiport._context import HandingOnStream, current_call
 from aiport._errors import MalformedResponseError
 from aiport._provider import ModelProvider, ProviderLayer
 from aiport._replace import replaced
@@ -142,6 +142,9 @@ class CacheLayer(ProviderLayer):
         # since is another object, so a stale entry is never used.
         self._shares_values = bool(getattr(backend, "shares_values", False))
         self._decoded: dict[str, tuple[bytes, ModelCompletionResponse]] = {}
+        # The policy of a call without a cache control of its own (the common case),
+        # made once: it depends only on ``ttl``.
+        self._default_policy = _Policy(True, True, ttl)
 
     def _remember(self, key: str, value: bytes, response: ModelCompletionResponse) -> None:
         if len(value) > _MAX_DECODED_BYTES:
@@ -159,7 +162,7 @@ class CacheLayer(ProviderLayer):
         context = current_call()
         control = context.cache if context is not None else None
         if control is None:
-            return _Policy(True, True, self.ttl) if self.enabled(model) else None
+            return self._default_policy if self.enabled(model) else None
         enabled = control.enabled if control.enabled is not None else self.enabled(model)
         ttl = control.ttl if control.ttl is not None else self.ttl
         write = control.write and ttl > 0
@@ -185,14 +188,15 @@ class CacheLayer(ProviderLayer):
             type(exc).__name__,
         )
 
-    def _open(self, value: bytes | None) -> bytes | None:
-        """The payload of a stored value, or ``None`` when absent, expired or foreign."""
+    def _open(self, value: bytes | None, *, copy: bool = True) -> bytes | None:
+        """The payload of a stored value, or ``None`` when absent, expired or foreign
+        (``copy=False``: only the check, an empty ``bytes`` when it passes)."""
         if value is None or len(value) < _HEADER.size:
             return None
         magic, expires = _HEADER.unpack_from(value)
         if magic != _MAGIC or expires <= self.clock():
             return None
-        return value[_HEADER.size :]
+        return value[_HEADER.size :] if copy else b""
 
     def _seal(self, payload: bytes, ttl: float) -> bytes:
         return _HEADER.pack(_MAGIC, self.clock() + ttl) + payload
@@ -231,23 +235,22 @@ class CacheLayer(ProviderLayer):
         except Exception as exc:
             self._failed("get", exc)
             value = None
-        payload = self._open(value)
         response: ModelCompletionResponse | None = None
-        if payload is not None:
-            known = self._decoded.get(key)
-            if known is not None and known[0] is value:
-                # The very bytes decoded last time (a backend that shares its values):
-                # the same response, without validating the JSON again.
+        known = self._decoded.get(key) if value is not None else None
+        if known is not None and known[0] is value:
+            # The very bytes decoded last time (a backend that shares its values): if
+            # still valid, the same response, without copying or validating the JSON.
+            if self._open(value, copy=False) is not None:
                 response = replaced(known[1], {})
-            else:
-                try:
-                    decoded = ModelCompletionResponse.model_validate_json(payload)
-                except ValidationError:  # written by another version: a miss, overwritten
-                    decoded = None
-                if decoded is not None:
-                    response = replaced(decoded, {})
-                    if self._shares_values and value is not None:
-                        self._remember(key, value, decoded)
+        elif (payload := self._open(value)) is not None:
+            try:
+                decoded = ModelCompletionResponse.model_validate_json(payload)
+            except ValidationError:  # written by another version: a miss, overwritten
+                decoded = None
+            if decoded is not None:
+                response = replaced(decoded, {})
+                if self._shares_values and value is not None:
+                    self._remember(key, value, decoded)
         if response is None:
             self.stats.misses += 1
             self._log("miss", key, model)
@@ -260,7 +263,7 @@ class CacheLayer(ProviderLayer):
         if response.finish_reason == "error":
             return
         try:
-            payload = response.model_copy(update={"attempts": []}).model_dump_json().encode()
+            payload = replaced(response, {"attempts": []}).model_dump_json().encode()
         except ValueError as exc:  # something in ``raw`` with no JSON form: not cached
             logger.debug("aiport cache: response not stored (%s)", type(exc).__name__)
             return
@@ -306,7 +309,7 @@ class CacheLayer(ProviderLayer):
             if cached is not None:
                 for replayed in replay_events(cached):
                     if isinstance(replayed, StreamFinishEvent):
-                        final = cached.model_copy(update={"latency": self.timer() - start})
+                        final = replaced(cached, {"latency": self.timer() - start})
                         yield StreamFinishEvent(response=final)
                     else:
                         yield replayed
@@ -408,27 +411,18 @@ class CacheLayer(ProviderLayer):
     # generate_image: inherited pass-through (see the module docs for why).
 
 
-class _CacheStream(AsyncIterator["StreamEvent"]):
+class _CacheStream(HandingOnStream["StreamEvent"]):
     """What ``CacheLayer.stream`` returns: it decides at the first ``anext`` (when the
-    call context is current) and then hands out the ``__anext__`` awaitables of either
-    the provider's stream (cache not used) or the caching generator."""
+    call context is current) and then hands on the items of either the provider's stream
+    (cache not used) or the caching generator (see ``HandingOnStream``)."""
 
-    __slots__ = ("_events", "_layer", "_next", "_options")
+    __slots__ = ("_events", "_layer", "_options")
 
     def __init__(self, layer: CacheLayer, options: ModelCompletionOptions) -> None:
+        super().__init__()
         self._layer = layer
         self._options = options
         self._events: AsyncIterator[StreamEvent] | None = None
-        self._next: Callable[[], Awaitable[StreamEvent]] | None = None
-
-    def __aiter__(self) -> _CacheStream:
-        return self
-
-    def __anext__(self) -> Awaitable[StreamEvent]:
-        following = self._next
-        if following is not None:
-            return following()
-        return self._first()
 
     async def _first(self) -> StreamEvent:
         layer, options = self._layer, self._options

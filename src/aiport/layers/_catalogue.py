@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiport._catalogue import find_model
 from aiport._catalogue._preflight import check_completion, check_embedding, check_image
-from aiport._context import current_call
+from aiport._context import continuation, current_call
 from aiport._provider import ModelProvider, ProviderLayer
+from aiport._replace import replaced
 
 if TYPE_CHECKING:
     from aiport._registry import ProviderContext, ProviderType
@@ -192,18 +193,27 @@ class CatalogueLayer(ProviderLayer):
             )
         events = self.inner.stream(options)
         async with _closing(events):
-            async for received in events:
+            following = events.__anext__
+            first = True
+            while True:
+                try:
+                    received = await following()
+                except StopAsyncIteration:
+                    break
+                if first:  # past the first event: skip the streams that only hand on
+                    following = continuation(events)
+                    first = False
                 event = received
                 if entry is None:
                     pass
                 elif received.type == "finish":
                     response = _priced(received.response, entry)
                     if response is not received.response:
-                        event = received.model_copy(update={"response": response})
+                        event = replaced(received, {"response": response})
                 elif received.type == "usage" and (received.cost is None or entry.overrules):
                     cost = _cost(entry.model, received.usage)
                     if cost is not None and cost != received.cost:
-                        event = received.model_copy(update={"cost": cost})
+                        event = replaced(received, {"cost": cost})
                 yield event
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
@@ -235,7 +245,7 @@ def _priced(response: ResponseT, entry: _Entry | None) -> ResponseT:
     cost = _cost(entry.model, response.usage)
     if cost is None or cost == response.cost:
         return response
-    return response.model_copy(update={"cost": cost})
+    return replaced(response, {"cost": cost})
 
 
 def _closing(events: AsyncIterator[StreamEvent]) -> contextlib.AbstractAsyncContextManager[Any]:

@@ -23,6 +23,14 @@ is learned per key. The rotation layer above names the keys an attempt may use, 
 now, without waiting, and waits in the queue of the key with the soonest room only when
 none has any. So two keys limited to N requests a minute each serve 2N calls a minute
 without queueing, and a failover provider spills to its next key instead of waiting.
+
+Nothing to count, nothing taken: a call whose provider and model have no configured limit
+(so no bucket of it counts anything; learned limits only tighten configured ones) goes
+straight to the provider, with no token estimate, lease or queue, unless a pause stops
+its buckets; then it waits in the queue as any call would. That needs every pause to be
+known in this process (``MemoryLimiter``): with a shared limiter (Redis) another process's
+pause is only seen by asking the store, so every call still asks. The answers of such
+calls are only searched for what can pause a bucket (a 429, a "remaining: 0" header).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiport._config import RateLimitConfig
-from aiport._context import current_call
+from aiport._context import HandingOnStream, current_call
 from aiport._credentials import current_key_selection
 from aiport._errors import ProviderRateLimitError
 from aiport._limits import (
@@ -48,8 +56,10 @@ from aiport._limits import (
     estimate_completion,
     estimate_embedding,
     estimate_image,
+    may_pause,
     parse_rate_limit_headers,
 )
+from aiport._limits._queue import QueuedLimiter
 from aiport._provider import ModelProvider, ProviderLayer
 
 if TYPE_CHECKING:
@@ -97,6 +107,14 @@ class _Used:
     def report(self, usage: Usage | None) -> None:
         if usage is not None and (usage.input_tokens or usage.output_tokens):
             self.tokens = usage.input_tokens + usage.output_tokens
+
+
+def _sets_a_limit(table: RateLimitConfig | None) -> bool:
+    return table is not None and (
+        table.requests_per_minute is not None
+        or table.tokens_per_minute is not None
+        or table.max_concurrency is not None
+    )
 
 
 def _tightened(
@@ -167,6 +185,13 @@ class RateLimitLayer(ProviderLayer):
         self._per_key = per_key
         # Per key scope (several keys): what each key's headers taught.
         self._learned_by_scope: dict[str, dict[str | None, _Learned]] = {}
+        # By model: whether neither the provider nor the model has a configured limit.
+        self._unlimited_by_model: dict[str, bool] = {}
+        # The limiter, when it knows every pause in this process (then calls with nothing
+        # to count skip it; see the module's docstring).
+        self._local_pauses: QueuedLimiter | None = (
+            limiter if isinstance(limiter, QueuedLimiter) and limiter.pauses_known_locally else None
+        )
         adapter = self.unwrap()
         listeners = getattr(adapter, "response_listeners", None)
         self._listeners: list[Any] | None = listeners if isinstance(listeners, list) else None
@@ -185,6 +210,20 @@ class RateLimitLayer(ProviderLayer):
             self._tables.clear()  # any model id passes through: keep the cache bounded
         self._tables[model] = table
         return table
+
+    def _unlimited(self, model: str) -> bool:
+        """Whether neither the provider nor ``model`` has a configured limit: then none of
+        the call's buckets counts anything, since a limit learned from headers only
+        tightens a configured one (``_tightened``); only a pause can stop the call."""
+        try:
+            return self._unlimited_by_model[model]
+        except KeyError:
+            pass
+        unlimited = not _sets_a_limit(self._table(None)) and not _sets_a_limit(self._table(model))
+        if len(self._unlimited_by_model) >= _MAX_CACHED_TABLES:
+            self._unlimited_by_model.clear()
+        self._unlimited_by_model[model] = unlimited
+        return unlimited
 
     def settings(self, model: str | None) -> RateLimitConfig:
         """The table whose ``max_queue_wait``, ``learn_from_headers`` and
@@ -263,6 +302,15 @@ class RateLimitLayer(ProviderLayer):
         """Learn from one HTTP answer (what the adapter's response listener calls)."""
         if not self.settings(model).learn_from_headers:
             return
+        if (
+            status != 429
+            and model is not None
+            and self._unlimited(model)
+            and not may_pause(headers)
+        ):
+            # What a limit would teach cannot matter (nothing configured to tighten): only
+            # a pause can, and without a "remaining: 0" header there is none.
+            return
         scope = self._current_scope()
         info = parse_rate_limit_headers(headers)
         if info.request_limit is not None or info.token_limit is not None:
@@ -279,12 +327,19 @@ class RateLimitLayer(ProviderLayer):
 
     # ------------------------------------------------------------------ admission
 
-    async def _acquire_a_key(self, selection: KeySelection, model: str, tokens: int) -> Lease:
+    async def _acquire_a_key(
+        self, selection: KeySelection, model: str, tokens: int, start: int = 0
+    ) -> Lease:
         """Admit the call with the first candidate key that has room now, else wait for the
-        key with the soonest room; ``selection.chosen`` tells which."""
+        key with the soonest room; ``selection.chosen`` tells which.
+
+        ``start``: the candidates before it were found not to resolve already.
+        """
         candidates = selection.candidates
         soonest: tuple[float, str] | None = None
         for index, key in enumerate(candidates):
+            if index < start:
+                continue
             if not await selection.resolves(key):
                 continue
             if index == len(candidates) - 1 and soonest is None:
@@ -346,26 +401,68 @@ class RateLimitLayer(ProviderLayer):
                 reason="limiter_unavailable",
             ) from None
 
+    async def _unleased_scope(self, model: str) -> tuple[str | None, int]:
+        """For a call of an unlimited ``model`` (``_unlimited``) and a limiter that knows
+        every pause: the scope of the key to send it with at once, without a lease, or
+        ``None`` when a pause stops it (then it goes through the queue).
+
+        With several keys this picks what ``_acquire_a_key`` would: the first candidate
+        that resolves and whose buckets are not paused (made ``selection.chosen``). The
+        second value is where the queue takes over in the candidates, past those already
+        found not to resolve (so none is resolved and set aside twice).
+        """
+        pauses = self._local_pauses
+        assert pauses is not None
+        selection = current_key_selection() if self._per_key else None
+        if selection is None:
+            return (None if pauses.paused_now(self.scope, model) else self.scope), 0
+        for index, key in enumerate(selection.candidates):
+            if not await selection.resolves(key):
+                continue
+            if pauses.paused_now(key.scope, model):
+                return None, index
+            selection.chosen = key
+            return key.scope, 0
+        raise selection.unusable()
+
+    def _learn_from_error(self, exc: ProviderRateLimitError, scope: str, model: str) -> None:
+        """Pause the bucket for the retry-after of a 429 error: for a provider without a
+        response listener (not an HTTP adapter) as its headers would have, and for an HTTP
+        adapter too, because some providers say how long to wait in the error body, not in
+        a header (Gemini's ``RetryInfo``); pauses only ever extend, so a header pause
+        already taken is not shortened. Calls without a lease learn here too."""
+        if exc.status_code == 429:
+            if exc.retry_after is not None:
+                wait = exc.retry_after
+            elif self._listeners is None:
+                wait = DEFAULT_429_PAUSE
+            else:
+                return  # the response listener already paused for the headers' default
+            if wait > 0 and self.settings(model).learn_from_headers:
+                self.limiter.pause(Bucket(scope, model), min(wait, self._max_pause))
+
     @contextlib.asynccontextmanager
-    async def _admitted(self, model: str, tokens: int, prompt: int) -> AsyncIterator[_Used]:
-        """Hold a lease while the body runs; correct its tokens when it ends."""
+    async def _admitted(
+        self, model: str, tokens: int, prompt: int, start: int = 0
+    ) -> AsyncIterator[_Used]:
+        """Hold a lease while the body runs; correct its tokens when it ends.
+
+        ``start``: see ``_acquire_a_key``.
+        """
         selection = current_key_selection() if self._per_key else None
         if selection is None:
             lease = await self._acquire_in(self.scope, model, tokens)
         else:
-            lease = await self._acquire_a_key(selection, model, tokens)
+            lease = await self._acquire_a_key(selection, model, tokens, start)
         used = _Used()
         failed = True
         try:
             yield used
             failed = False
         except ProviderRateLimitError as exc:
-            if self._listeners is None and exc.status_code == 429:
-                # No response listener (not an HTTP adapter): learn from the error.
-                wait = exc.retry_after if exc.retry_after is not None else DEFAULT_429_PAUSE
-                if wait > 0 and self.settings(model).learn_from_headers:
-                    scope = lease.buckets[0].scope if lease.buckets else self.scope
-                    self.limiter.pause(Bucket(scope, model), min(wait, self._max_pause))
+            self._learn_from_error(
+                exc, lease.buckets[0].scope if lease.buckets else self.scope, model
+            )
             raise
         finally:
             # A failed call may still have cost its prompt; the estimated output was not used.
@@ -375,15 +472,34 @@ class RateLimitLayer(ProviderLayer):
     # ------------------------------------------------------------------ operations
 
     async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
+        model = options.model
+        start = 0
+        if self._local_pauses is not None and self._unlimited(model):
+            scope, start = await self._unleased_scope(model)
+            if scope is not None:
+                try:
+                    return await self.inner.complete(options)
+                except ProviderRateLimitError as exc:
+                    self._learn_from_error(exc, scope, model)
+                    raise
         prompt, total = estimate_completion(options, default_output=self._default_output)
-        async with self._admitted(options.model, total, prompt) as used:
+        async with self._admitted(model, total, prompt, start) as used:
             response = await self.inner.complete(options)
             used.report(response.usage)
             return response
 
-    async def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+    def stream(self, options: ModelCompletionOptions) -> AsyncIterator[StreamEvent]:
+        if self._local_pauses is not None and self._listeners is not None:
+            # Decided at the first event (the call context and key selection are current
+            # then): straight through when nothing is counted, else the limited stream.
+            return _UnleasedStream(self, options)
+        return self._limited_stream(options)
+
+    async def _limited_stream(
+        self, options: ModelCompletionOptions, start: int = 0
+    ) -> AsyncIterator[StreamEvent]:
         prompt, total = estimate_completion(options, default_output=self._default_output)
-        async with self._admitted(options.model, total, prompt) as used:
+        async with self._admitted(options.model, total, prompt, start) as used:
             events = self.inner.stream(options)
             try:
                 async for event in events:
@@ -400,15 +516,35 @@ class RateLimitLayer(ProviderLayer):
                     await close()
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
+        model = options.model
+        start = 0
+        if self._local_pauses is not None and self._unlimited(model):
+            scope, start = await self._unleased_scope(model)
+            if scope is not None:
+                try:
+                    return await self.inner.embed(options)
+                except ProviderRateLimitError as exc:
+                    self._learn_from_error(exc, scope, model)
+                    raise
         tokens = estimate_embedding(options)
-        async with self._admitted(options.model, tokens, tokens) as used:
+        async with self._admitted(model, tokens, tokens, start) as used:
             response = await self.inner.embed(options)
             used.report(response.usage)
             return response
 
     async def generate_image(self, options: ImageGenerationOptions) -> ImageGenerationResponse:
+        model = options.model
+        start = 0
+        if self._local_pauses is not None and self._unlimited(model):
+            scope, start = await self._unleased_scope(model)
+            if scope is not None:
+                try:
+                    return await self.inner.generate_image(options)
+                except ProviderRateLimitError as exc:
+                    self._learn_from_error(exc, scope, model)
+                    raise
         tokens = estimate_image(options)
-        async with self._admitted(options.model, tokens, tokens) as used:
+        async with self._admitted(model, tokens, tokens, start) as used:
             response = await self.inner.generate_image(options)
             used.report(response.usage)
             return response
@@ -424,3 +560,52 @@ class RateLimitLayer(ProviderLayer):
         finally:
             if self._close_limiter:
                 await self.limiter.aclose()
+
+
+class _UnleasedStream(HandingOnStream["StreamEvent"]):
+    """``RateLimitLayer.stream`` for an adapter with a response listener (which sees its
+    429s) and a limiter that knows every pause.
+
+    At the first ``anext`` it decides, as ``complete`` does, between the provider's stream
+    as it is (nothing to count and no pause) and the limited stream, then hands on that
+    stream's items: no generator of this layer between an event and the caller.
+    """
+
+    __slots__ = ("_events", "_layer", "_options")
+
+    def __init__(self, layer: RateLimitLayer, options: ModelCompletionOptions) -> None:
+        super().__init__()
+        self._layer = layer
+        self._options = options
+        self._events: AsyncIterator[StreamEvent] | None = None
+
+    async def _first(self) -> StreamEvent:
+        layer, options = self._layer, self._options
+        try:
+            scope: str | None = None
+            start = 0
+            if layer._unlimited(options.model):
+                scope, start = await layer._unleased_scope(options.model)
+            if scope is not None:
+                events = layer.inner.stream(options)
+            else:
+                events = layer._limited_stream(options, start)
+        except BaseException:
+            self._next = _ended  # failed before it began: over, as a generator would be
+            raise
+        self._events = events
+        self._next = events.__anext__
+        return await events.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the stream it handed out (if it started one); it ends either way."""
+        self._next = _ended
+        events = self._events
+        if events is not None:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _ended() -> StreamEvent:
+    raise StopAsyncIteration

@@ -51,9 +51,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from aiport._context import CallContext, current_call
+from aiport._context import CallContext, continuation, current_call
 from aiport._errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from aiport._provider import ModelProvider, ProviderLayer
+from aiport._replace import trusted
 from aiport._types import Attempt
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ _MAX_EXPONENT = 64
 _MAX_POLICIES = 1024
 
 _T = TypeVar("_T")
+_ATTEMPT_FIELDS = frozenset(Attempt.model_fields)
 
 
 class RetryBudget:
@@ -212,22 +214,32 @@ class _CallRetries:
         self, outcome: Literal["ok", "error"], started: float, error: BaseException | None
     ) -> None:
         """Put the attempt that began at ``started`` on the call context, if any."""
-        if self.context is None:
+        context = self.context
+        if context is None:
             return
         provider_error = error if isinstance(error, ProviderError) else None
-        await self.context.record(
-            Attempt(
-                provider=self.layer.name,
-                model=self.model,
-                number=self.number,
-                outcome=outcome,
-                error_code=str(provider_error.code) if provider_error is not None else None,
-                reason=provider_error.reason if provider_error is not None else None,
-                status_code=provider_error.status_code if provider_error is not None else None,
-                latency=max(0.0, self.layer.clock() - started),
-                waited=self.waited,
-            )
+        # Every value is ours and of its field's type (names, counters, clock readings,
+        # a ProviderError's typed attributes): built without validation, one per attempt
+        # (aiport._replace.trusted; tests/test_trusted_models.py).
+        attempt = trusted(
+            Attempt,
+            {
+                "provider": self.layer.name,
+                "model": self.model,
+                "number": self.number,
+                "outcome": outcome,
+                "error_code": str(provider_error.code) if provider_error is not None else None,
+                "reason": provider_error.reason if provider_error is not None else None,
+                "status_code": (provider_error.status_code if provider_error is not None else None),
+                "latency": float(max(0.0, self.layer.clock() - started)),
+                "waited": float(self.waited),
+            },
+            set(_ATTEMPT_FIELDS),
         )
+        if context.listeners:
+            await context.record(attempt)
+        else:  # what ``record`` does when nobody listens, without its coroutine
+            context.attempts.append(attempt)
 
     async def failed(self, error: ProviderError, started: float) -> float | None:
         """Record a failed attempt; the wait before the next one, or ``None`` to give up.
@@ -395,6 +407,7 @@ class RetryLayer(ProviderLayer):
                     # Past the first event: no retry any more, errors pass through.
                     recorded = False
                     event = first
+                    following = continuation(events)
                     try:
                         while True:
                             if event.type == "finish":
@@ -405,7 +418,7 @@ class RetryLayer(ProviderLayer):
                                 recorded = True
                             yield event
                             try:
-                                event = await anext(events)
+                                event = await following()
                             except StopAsyncIteration:
                                 break
                     except ProviderError as error:

@@ -5,12 +5,18 @@ The same functions serve OpenAI itself and OpenAI-compatible servers (``compatib
 vLLM, Ollama, llama.cpp, Groq, Together...), which differ in a few request fields and
 leave fields out of their answers.
 
-Small objects (stream events, parts, usage) are built with their validating
-constructors: on pydantic 2.x that is faster than ``model_construct``, which runs in
-Python (measured: 0.9 us against 2.1 us for a text delta). Wire values are type-checked
-first, so odd answers from compatible servers cannot raise a bare ``ValidationError``.
-Only embedding and image responses use ``model_construct``: validating thousands of
-floats, or large byte strings, would cost time for nothing.
+Building the unified objects: every value that comes from the wire is type-checked and
+normalised here first (``_str``, ``_int``, ``_text_of``, the finish-reason table), so odd
+answers from compatible servers cannot raise a bare ``ValidationError``, and the other
+values are ours (the provider's name, the clock, the request id, the catalogue's cost).
+So the answer's objects (response, message, usage, tool calls, text deltas) are valid by
+construction and are made with ``aiport._replace.trusted``, without a second check by
+pydantic: ~2 µs less per answer and ~0.2 µs per stream event (docs/decisions.md 18;
+``model_construct`` itself runs in Python and is slower than validating a small model).
+What each builder must uphold (every field, in order, valid) is tested against the
+validating constructors in tests/test_trusted_models.py. Embedding and image responses
+use ``model_construct``: validating thousands of floats, or large byte strings, would
+cost time for nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiport._errors import MalformedResponseError
+from aiport._replace import trusted
 from aiport._types import (
     FinishReason,
     ImagePart,
@@ -31,6 +38,7 @@ from aiport._types import (
     Part,
     ProviderModel,
     StreamEvent,
+    StreamFinishEvent,
     TextDeltaEvent,
     TextPart,
     ToolCall,
@@ -244,7 +252,46 @@ def build_chat_request(
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+    # int(): a JSON true counts 1, as pydantic's int fields take it.
+    return int(value) if isinstance(value, int) else 0
+
+
+_USAGE_FIELDS_GIVEN = frozenset(
+    ("input_tokens", "output_tokens", "total_tokens", "cached_input_tokens", "reasoning_tokens")
+)
+
+
+def usage_of(
+    input_tokens: int,
+    output_tokens: int,
+    total_tokens: int,
+    cached_input_tokens: int,
+    reasoning_tokens: int,
+) -> Usage:
+    """``Usage(...)`` of these counts, without validation (ints by construction; the total
+    already filled in as ``Usage`` fills it)."""
+    return trusted(
+        Usage,
+        {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": total_tokens or input_tokens + output_tokens,
+            "cached_input_tokens": cached_input_tokens,
+            "cache_creation_input_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
+        },
+        set(_USAGE_FIELDS_GIVEN),
+    )
+
+
+def finish_event(response: ModelCompletionResponse) -> StreamFinishEvent:
+    """``StreamFinishEvent(response=response)`` without validation (a response is one)."""
+    return trusted(StreamFinishEvent, {"type": "finish", "response": response}, {"response"})
+
+
+def text_delta(text: str) -> TextDeltaEvent:
+    """``TextDeltaEvent(text=text)`` for a ``str``, without validation (one per event)."""
+    return trusted(TextDeltaEvent, {"type": "text-delta", "text": text}, {"text"})
 
 
 def parse_usage(data: Any) -> Usage:
@@ -261,13 +308,7 @@ def parse_usage(data: Any) -> Usage:
         # prompt_cache_miss_tokens the rest of prompt_tokens).
         cached = _int(data.get("prompt_cache_hit_tokens"))
     reasoning = _int(completion_details.get("reasoning_tokens")) if completion_details else 0
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        total_tokens=_int(data.get("total_tokens")) or prompt + completion,
-        cached_input_tokens=cached,
-        reasoning_tokens=reasoning,
-    )
+    return usage_of(prompt, completion, _int(data.get("total_tokens")), cached, reasoning)
 
 
 def lookup_model(
@@ -322,21 +363,52 @@ def _tool_calls_of(calls: Any) -> list[ToolCall]:
             # Some compatible servers send the arguments as an object.
             arguments = "{}" if arguments is None else json.dumps(arguments, ensure_ascii=False)
         out.append(
-            ToolCall(
-                id=_str(call.get("id")) or f"call_{position}",
-                name=_str(function.get("name")),
-                arguments=arguments,
+            _tool_call(
+                _str(call.get("id")) or f"call_{position}", _str(function.get("name")), arguments
             )
         )
     return out
 
 
+def _tool_call(call_id: str, name: str, arguments: str) -> ToolCall:
+    """``ToolCall(...)`` of three ``str``, without validation."""
+    return trusted(
+        ToolCall,
+        {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments},
+        {"id", "name", "arguments"},
+    )
+
+
 def _assistant(text: str, calls: list[ToolCall]) -> Message:
+    """The assistant message of an answer, without validation: text and tool calls are
+    what an assistant message may hold (``Message``'s role check passes by construction)."""
+    content: str | list[Part]
     if not calls:
-        return Message(role="assistant", content=text)
-    parts: list[Part] = [TextPart(text=text)] if text else []
-    parts.extend(calls)
-    return Message(role="assistant", content=parts)
+        content = text
+    else:
+        content = [trusted(TextPart, {"type": "text", "text": text}, {"text"})] if text else []
+        content.extend(calls)
+    return trusted(
+        Message, {"role": "assistant", "content": content, "name": None}, {"role", "content"}
+    )
+
+
+_RESPONSE_FIELDS_GIVEN = frozenset(
+    (
+        "id",
+        "model",
+        "provider",
+        "message",
+        "finish_reason",
+        "raw_finish_reason",
+        "usage",
+        "latency",
+        "cost",
+        "request_id",
+        "warnings",
+        "raw",
+    )
+)
 
 
 def parse_chat_response(
@@ -368,32 +440,68 @@ def parse_chat_response(
     message = choice.get("message")
     if not isinstance(message, Mapping):
         message = {}
-    text = _text_of(message.get("content"))
-    refusal = message.get("refusal")
-    raw_finish = choice.get("finish_reason")
+    return _response(
+        data,
+        text=_text_of(message.get("content")),
+        refusal=message.get("refusal"),
+        raw_finish=choice.get("finish_reason"),
+        calls=_tool_calls_of(message.get("tool_calls")),
+        usage=parse_usage(data.get("usage")),
+        provider=provider,
+        latency=latency,
+        request_id=request_id,
+        warnings=warnings,
+        models=models,
+        requested_model=requested_model,
+    )
+
+
+def _response(
+    data: dict[str, Any],
+    *,
+    text: str,
+    refusal: Any,
+    raw_finish: Any,
+    calls: list[ToolCall],
+    usage: Usage,
+    provider: str,
+    latency: float,
+    request_id: str | None,
+    warnings: list[str],
+    models: Mapping[str, ProviderModel],
+    requested_model: str | None,
+) -> ModelCompletionResponse:
+    """The response for the answer ``data``, given its first choice's parts, read
+    (``parse_chat_response``) or already known (``ChatStreamAssembler.finish``)."""
     if not isinstance(raw_finish, str):
         raw_finish = None
     finish = _FINISH_REASONS.get(raw_finish, "stop")
     if refusal and isinstance(refusal, str):
         text += refusal
         finish = "content_filter"
-    calls = _tool_calls_of(message.get("tool_calls"))
-    usage = parse_usage(data.get("usage"))
     model = _str(data.get("model")) or requested_model or ""
     row = lookup_model(models, model, requested_model)
-    return ModelCompletionResponse(
-        id=_str(data.get("id")),
-        model=model,
-        provider=provider,
-        message=_assistant(text, calls),
-        finish_reason=finish,
-        raw_finish_reason=raw_finish,
-        usage=usage,
-        latency=latency,
-        cost=row.cost(usage) if row is not None else None,
-        request_id=request_id,
-        warnings=warnings,
-        raw=data,
+    # Valid by construction (see the module's docstring); ``warnings`` copied as
+    # validation would copy it (the caller's list may still grow), ``data`` kept as the
+    # response's own ``raw``.
+    return trusted(
+        ModelCompletionResponse,
+        {
+            "id": _str(data.get("id")),
+            "model": model,
+            "provider": provider,
+            "message": _assistant(text, calls),
+            "finish_reason": finish,
+            "raw_finish_reason": raw_finish,
+            "usage": usage,
+            "latency": float(latency),
+            "cost": row.cost(usage) if row is not None else None,
+            "request_id": request_id,
+            "warnings": list(warnings),
+            "attempts": [],
+            "raw": data,
+        },
+        set(_RESPONSE_FIELDS_GIVEN),
     )
 
 
@@ -459,12 +567,22 @@ class ChatStreamAssembler:
     into ``raw`` only.
     """
 
-    __slots__ = ("_choices", "_emitted", "_head", "_open_call", "_usage", "finished")
+    __slots__ = (
+        "_choices",
+        "_emitted",
+        "_head",
+        "_open_call",
+        "_usage",
+        "_usage_parsed",
+        "finished",
+    )
 
     def __init__(self) -> None:
         self._head: dict[str, Any] | None = None
         self._choices: dict[int, _Choice] = {}
         self._usage: Any = None
+        # ``parse_usage(self._usage)``, made when it arrived (for its event), kept for the end.
+        self._usage_parsed: Usage | None = None
         self._open_call: int | None = None
         self._emitted: set[int] = set()
         #: Whether a finish reason arrived for the first choice.
@@ -509,7 +627,10 @@ class ChatStreamAssembler:
         usage = chunk.get("usage")
         if usage:
             self._usage = usage
-            events.append(UsageEvent(usage=parse_usage(usage)))
+            parsed = self._usage_parsed = parse_usage(usage)
+            events.append(
+                trusted(UsageEvent, {"type": "usage", "usage": parsed, "cost": None}, {"usage"})
+            )
         return events
 
     def _delta(
@@ -521,12 +642,12 @@ class ChatStreamAssembler:
             if content and isinstance(content, str):
                 state.content.append(content)
                 if events is not None:
-                    events.append(TextDeltaEvent(text=content))
+                    events.append(text_delta(content))
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):
             state.refusal.append(refusal)
             if events is not None:
-                events.append(TextDeltaEvent(text=refusal))
+                events.append(text_delta(refusal))
         calls = delta.get("tool_calls")
         if calls:
             for call in calls:
@@ -581,10 +702,8 @@ class ChatStreamAssembler:
         self._emitted.add(index)
         call = state.calls[index]
         position = sorted(state.calls).index(index)
-        tool_call = ToolCall(
-            id=call.id or f"call_{position}",
-            name=call.name or "",
-            arguments="".join(call.arguments),
+        tool_call = _tool_call(
+            call.id or f"call_{position}", call.name or "", "".join(call.arguments)
         )
         events.append(ToolCallEvent(index=index, tool_call=tool_call))
 
@@ -621,11 +740,25 @@ class ChatStreamAssembler:
         models: Mapping[str, ProviderModel],
         requested_model: str | None = None,
     ) -> ModelCompletionResponse:
-        """The complete response: what ``parse_chat_response`` gives for the same answer."""
-        if 0 not in self._choices:
-            self._choices[0] = _Choice()
-        return parse_chat_response(
+        """The complete response: what ``parse_chat_response`` gives for the same answer.
+
+        Built from what the chunks already said (the text, tool calls and usage as read),
+        not by reading the assembled answer (its ``raw``) a second time.
+        """
+        first = self._choices.get(0)
+        if first is None:
+            first = self._choices[0] = _Choice()
+        usage = self._usage_parsed if self._usage is not None else None
+        return _response(
             self.assembled(),
+            text="".join(first.content),
+            refusal="".join(first.refusal) if first.refusal else None,
+            raw_finish=first.finish_reason,
+            calls=[
+                _tool_call(call.id or f"call_{position}", call.name or "", "".join(call.arguments))
+                for position, (_, call) in enumerate(sorted(first.calls.items()))
+            ],
+            usage=usage if usage is not None else parse_usage(None),
             provider=provider,
             latency=latency,
             request_id=request_id,

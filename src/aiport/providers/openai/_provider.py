@@ -35,13 +35,13 @@ from aiport._types import (
     ModelEmbeddingResponse,
     ProviderModel,
     StreamEvent,
-    StreamFinishEvent,
 )
 from aiport.providers._base import HttpProvider, loads_text
 from aiport.providers.openai import _batch as batch
 from aiport.providers.openai._convert import (
     ChatStreamAssembler,
     build_chat_request,
+    finish_event,
     parse_chat_response,
 )
 from aiport.providers.openai._errors import map_error
@@ -232,7 +232,7 @@ class OpenAIProvider(HttpProvider):
             models=self._models,
             requested_model=model,
         )
-        yield StreamFinishEvent(response=response)
+        yield finish_event(response)
 
     def _interrupted(
         self, assembler: ChatStreamAssembler, model: str, request_id: str | None

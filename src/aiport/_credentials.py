@@ -6,7 +6,8 @@ expiry and refresh implement the same protocol (:class:`aiport._tokens.Refreshin
 
 :func:`build_credential` makes a provider's credential from its configuration, in this order:
 
-1. an ``auth`` table: a token provider (OAuth2 client credentials, Azure AD, Google ADC);
+1. a token provider: one given to ``ProviderService(token_providers=...)``, else the
+   ``auth`` table's (OAuth2 client credentials, Azure AD, Google ADC, a plug-in);
 2. ``api_key``: a reference (``env:``, ``file:``, ``keyring:``, a plug-in scheme) or a literal;
    ``api_keys``: several of them, a :class:`KeyPool`;
 3. none of these: the provider type's standard variable (``OPENAI_API_KEY``...), then the key
@@ -52,6 +53,7 @@ from aiport._errors import ProviderAuthError
 if TYPE_CHECKING:
     from aiport._config import ProviderConfig
     from aiport._secrets import SecretResolver
+    from aiport._tokens import TokenProvider
 
 __all__ = [
     "DEFAULT_REST_SECONDS",
@@ -253,6 +255,7 @@ def build_credential(
     resolver: SecretResolver,
     *,
     default_env: str | None = None,
+    token_provider: TokenProvider | None = None,
 ) -> CredentialSource | None:
     """The credential of provider ``name`` as configured (nothing is resolved yet).
 
@@ -263,17 +266,26 @@ def build_credential(
         default_env: the provider type's standard key variable (``OPENAI_API_KEY``), used
             when neither ``auth`` nor ``api_key`` is set; the keystore entry
             ``keyring:aiport/NAME`` backs it up.
+        token_provider: a user's token provider; it replaces whatever ``config`` says
+            (``ProviderService`` makes sure nothing else is configured), with the skew of
+            ``config.auth`` if there is one, else :data:`~aiport._tokens.DEFAULT_REFRESH_SKEW`.
 
-    Returns ``None`` when the provider has no credential at all (a local server), and a
+    Returns ``None`` when the provider has no credential at all (a local server), a
+    :class:`~aiport._tokens.RefreshingCredential` for a token provider, and a
     :class:`KeyPool` for two keys or more in ``api_keys``.
+
+    Raises:
+        ConfigError: an ``auth = {type = "plugin"}`` table whose plug-in cannot be loaded.
     """
     auth = config.auth
-    if auth is not None:
-        from aiport._tokens import RefreshingCredential, build_token_provider
+    if token_provider is not None or auth is not None:
+        from aiport._tokens import DEFAULT_REFRESH_SKEW, RefreshingCredential, build_token_provider
 
-        return RefreshingCredential(
-            build_token_provider(name, auth, resolver), name=name, skew=auth.refresh_skew
-        )
+        if token_provider is None:
+            assert auth is not None
+            token_provider = build_token_provider(name, auth, resolver)
+        skew = auth.refresh_skew if auth is not None else DEFAULT_REFRESH_SKEW
+        return RefreshingCredential(token_provider, name=name, skew=skew)
     what = f"API key of provider {name!r}"
     if config.api_key is not None:
         return SecretReference(config.api_key, resolver, what=what)

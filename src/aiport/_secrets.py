@@ -45,9 +45,11 @@ from ._errors import ProviderAuthError
 __all__ = [
     "BUILTIN_SCHEMES",
     "ENTRY_POINT_GROUP",
+    "EntryPointsFunction",
     "SecretResolver",
     "SecretSource",
     "describe_secret",
+    "discover_plugins",
     "split_reference",
 ]
 
@@ -67,11 +69,37 @@ logger = logging.getLogger("aiport")
 class SecretSource(Protocol):
     """Where the secrets of one reference scheme live (a vault, a cloud secret manager...).
 
-    ``get_secret`` receives the text after ``scheme:`` and returns the secret (a ``str`` or
-    a ``SecretStr``), or raises any exception when it cannot: the resolver reports it as a
-    :class:`~aiport.ProviderAuthError` naming the reference and the exception's type, never
-    its message (which might quote a secret). It may block: aiport calls it in a worker
-    thread from async code.
+    Implement ``get_secret(name)``: it receives the text after ``scheme:`` (for
+    ``api_key = "vault:prod/openai"``, ``"prod/openai"``) and returns the secret, a
+    non-empty ``str`` or ``SecretStr``.
+
+    Registering it: a distribution declares an entry point in the group
+    ``aiport.secret_sources`` whose name is the scheme (lower-case letters, digits, ``+``,
+    ``.`` or ``-``, starting with a letter; not ``env``, ``file`` or ``keyring``)::
+
+        [project.entry-points."aiport.secret_sources"]
+        vault = "aiport_vault:VaultSource"
+
+    The object is a ``SecretSource``, a class of one (built once per resolver, without
+    arguments) or a plain function ``name -> secret``. Plug-ins are listed the first time a
+    value shaped like an unknown reference is met, and imported on first use. Without a
+    distribution, ``SecretResolver.register(scheme, source)`` adds a scheme to one resolver.
+
+    When it is called: lazily, the first time a provider needs the credential (not when the
+    configuration is loaded), and again only after the provider refused the value it gave
+    (a 401; for a key of ``api_keys`` also a 403 or an exhausted quota): a secret rotated
+    at its source is read again then. Values are kept in memory in between: it is not
+    called per request.
+
+    Threads: it may block (network, disk); from async code aiport calls it in a worker
+    thread, elsewhere (``validate_provider``, ``aiport config check``, a provider's first
+    setup) on the calling thread. Calls for different references may run at once in
+    different threads, so it must be thread-safe.
+
+    Failures: it raises any exception. A :class:`~aiport.ProviderAuthError` reaches the
+    caller as it is; anything else becomes one (reason ``"credentials_unresolved"``) naming
+    the reference and the exception's type, never its message (which might quote a
+    secret).
     """
 
     def get_secret(self, name: str) -> str | SecretStr:
@@ -81,6 +109,66 @@ class SecretSource(Protocol):
 
 #: Lists the entry points of a group, like ``importlib.metadata.entry_points(group=...)``.
 EntryPointsFunction = Callable[..., Iterable[Any]]
+
+
+def discover_plugins(
+    group: str,
+    *,
+    entry_points: EntryPointsFunction | None = None,
+    valid_name: re.Pattern[str],
+    reserved: AbstractSet[str] = frozenset(),
+    kind: str,
+) -> dict[str, Any]:
+    """The entry points of ``group`` by name, listed without importing any of them.
+
+    Secret-source plug-ins (``aiport.secret_sources``) and token-provider plug-ins
+    (``aiport.token_providers``) are found this way. A name that ``valid_name`` does not
+    match in full, or that is ``reserved`` (a built-in), is skipped with a warning naming
+    ``kind``; of two entry points with one name the first listed is kept (with a warning).
+    A failure to list (a broken distribution) is logged and finds nothing: it must not
+    break every credential.
+
+    Args:
+        group: the entry-point group.
+        entry_points: lists entry points instead of ``importlib.metadata.entry_points``
+            (called as ``entry_points(group=...)``).
+        valid_name: the form of a usable name.
+        reserved: names no plug-in may take.
+        kind: what a plug-in of the group is, for the log lines (``"secret source plug-in"``).
+    """
+    list_entry_points = entry_points
+    if list_entry_points is None:
+        from importlib.metadata import entry_points as metadata_entry_points
+
+        list_entry_points = metadata_entry_points
+    found: dict[str, Any] = {}
+    try:
+        candidates = list(list_entry_points(group=group))
+    except Exception:  # a broken distribution must not break every credential
+        logger.warning("could not list the %s entry points", group, exc_info=True)
+        return found
+    for entry_point in candidates:
+        name = str(getattr(entry_point, "name", ""))
+        if not valid_name.fullmatch(name) or name in reserved:
+            logger.warning(
+                "ignoring %s %r (entry-point group %s): not a valid name, or a built-in one",
+                kind,
+                name,
+                group,
+            )
+            continue
+        if name in found:
+            logger.warning(
+                "two %ss are named %r (entry-point group %s): using %s, ignoring %s",
+                kind,
+                name,
+                group,
+                getattr(found[name], "value", "?"),
+                getattr(entry_point, "value", "?"),
+            )
+            continue
+        found[name] = entry_point
+    return found
 
 
 def split_reference(
@@ -207,27 +295,13 @@ class SecretResolver:
         return self._plugins
 
     def _discover(self) -> dict[str, Any]:
-        list_entry_points = self._entry_points
-        if list_entry_points is None:
-            from importlib.metadata import entry_points
-
-            list_entry_points = entry_points
-        found: dict[str, Any] = {}
-        try:
-            candidates = list(list_entry_points(group=ENTRY_POINT_GROUP))
-        except Exception:  # a broken distribution must not break every credential
-            logger.warning("could not list the %s entry points", ENTRY_POINT_GROUP, exc_info=True)
-            return found
-        for entry_point in candidates:
-            scheme = str(getattr(entry_point, "name", ""))
-            if not _SCHEME_RE.fullmatch(scheme) or scheme in BUILTIN_SCHEMES:
-                logger.warning(
-                    "ignoring secret source plug-in %r: not a valid scheme, or a built-in one",
-                    scheme,
-                )
-                continue
-            found.setdefault(scheme, entry_point)
-        return found
+        return discover_plugins(
+            ENTRY_POINT_GROUP,
+            entry_points=self._entry_points,
+            valid_name=_SCHEME_RE,
+            reserved=BUILTIN_SCHEMES,
+            kind="secret source plug-in",
+        )
 
     def _plugin(self, scheme: str, reference: str, what: str) -> Callable[[str], Any]:
         loaded = self._loaded.get(scheme)

@@ -15,6 +15,12 @@ Built-in providers: :class:`OAuth2ClientCredentials` (RFC 6749 client-credential
 aiohttp), :class:`AzureADTokenProvider` (Microsoft Entra ID through ``azure-identity``) and
 :class:`GoogleADCTokenProvider` (application-default credentials through ``google-auth``);
 the last two import their package only when they first need it.
+
+Users' own providers get the same wrapping, from two places: the ``token_providers``
+argument of ``ProviderService`` (:func:`token_providers_for` checks it), and plug-ins, entry
+points of the group :data:`TOKEN_PROVIDER_GROUP` that an ``auth = {type = "plugin", name =
+"..."}`` table names (:func:`load_token_provider_plugin`; they are listed by the same code as
+secret-source plug-ins, :func:`aiport._secrets.discover_plugins`).
 """
 
 from __future__ import annotations
@@ -26,27 +32,32 @@ import datetime as dt
 import inspect
 import ipaddress
 import json
+import math
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
 from pydantic import SecretStr
 
-from aiport._errors import ProviderAuthError
+from aiport._errors import ConfigError, ConfigProblem, ProviderAuthError
 from aiport._redact import Redactor
 
 if TYPE_CHECKING:
-    from aiport._config import ProviderConfig
+    from aiport._config import AgentConfig, ProviderConfig
     from aiport._credentials import CredentialSource
-    from aiport._secrets import SecretResolver
+    from aiport._secrets import EntryPointsFunction, SecretResolver
 
 __all__ = [
     "AZURE_COGNITIVE_SCOPE",
+    "DEFAULT_REFRESH_SKEW",
     "GOOGLE_CLOUD_PLATFORM_SCOPE",
+    "PLUGIN_NAME_RE",
     "REFRESH_FAILED",
+    "TOKEN_PROVIDER_GROUP",
     "AccessToken",
     "AzureADTokenProvider",
     "GoogleADCTokenProvider",
@@ -55,6 +66,8 @@ __all__ = [
     "TokenProvider",
     "build_token_provider",
     "is_loopback_host",
+    "load_token_provider_plugin",
+    "token_providers_for",
     "token_url_problem",
 ]
 
@@ -64,6 +77,12 @@ AZURE_COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 GOOGLE_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: ``ProviderAuthError.reason`` when a token cannot be had.
 REFRESH_FAILED = "token_refresh_failed"
+#: Seconds before its expiry a token is replaced, unless ``auth.refresh_skew`` says otherwise.
+DEFAULT_REFRESH_SKEW = 60.0
+#: The entry-point group of token-provider plug-ins (entry point name = ``auth.name``).
+TOKEN_PROVIDER_GROUP = "aiport.token_providers"  # noqa: S105 (a name, not a secret)
+#: The form of a token-provider plug-in's name.
+PLUGIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 _MAX_TOKEN_RESPONSE = 1024 * 1024
 _DETAIL_LIMIT = 300
@@ -113,12 +132,15 @@ def token_url_problem(url: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class AccessToken:
-    """A bearer token and when it stops working.
+    """A bearer token and when it stops working: what a :class:`TokenProvider` returns.
 
     Attributes:
-        token: the secret.
-        expires_at: Unix time (seconds) of its expiry; ``None`` when unknown (it is then
-            used until a 401 says otherwise).
+        token: the secret, sent as ``Authorization: Bearer <token>`` (or as the provider
+            type sends tokens); never shown by ``repr``.
+        expires_at: Unix time (seconds, ``time.time()``'s clock) of its expiry; ``None``
+            when unknown: the token is then used until the provider answers 401.
+
+    ``AccessToken.create("...", expires_in=3600)`` is the short way to make one.
     """
 
     token: SecretStr
@@ -126,10 +148,25 @@ class AccessToken:
 
     @classmethod
     def create(
-        cls, token: str | SecretStr, *, expires_in: float | None = None, now: float | None = None
+        cls,
+        token: str | SecretStr,
+        *,
+        expires_in: float | None = None,
+        expires_at: float | dt.datetime | None = None,
+        now: float | None = None,
     ) -> AccessToken:
-        """A token valid for ``expires_in`` seconds from ``now`` (default: ``time.time()``)."""
+        """A token valid for ``expires_in`` seconds from ``now`` (default: ``time.time()``),
+        or until ``expires_at`` (Unix time, or an aware ``datetime``; a naive one is UTC);
+        with neither, of unknown expiry."""
         secret = token if isinstance(token, SecretStr) else SecretStr(token)
+        if expires_in is not None and expires_at is not None:
+            raise ValueError("give expires_in or expires_at, not both")
+        if isinstance(expires_at, dt.datetime):
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=dt.UTC)
+            return cls(secret, expires_at.timestamp())
+        if expires_at is not None:
+            return cls(secret, float(expires_at))
         if expires_in is None:
             return cls(secret, None)
         return cls(secret, (time.time() if now is None else now) + float(expires_in))
@@ -140,17 +177,55 @@ class AccessToken:
 
 @runtime_checkable
 class TokenProvider(Protocol):
-    """Fetches short-lived bearer tokens (OAuth2, Azure AD, Google, a vault...).
+    """Where short-lived bearer tokens come from; implement it to bring your own (a company
+    SSO, a vault that issues tokens, an identity service aiport has no built-in for).
 
-    ``fetch_token`` is called only when a token is needed, never twice at once for one
-    :class:`RefreshingCredential`. It raises any exception when it cannot; a
-    :class:`~aiport.ProviderAuthError` keeps its message, anything else is reported by its
-    type only (its text might quote a secret). A provider may also define ``check()``
-    (sync or async, no network) for ``validate_provider``.
+    **What to implement.** ``fetch_token()``, returning a new :class:`AccessToken`; an
+    ``async def`` or a plain ``def``. Optionally ``check()`` (sync or async, no network
+    call): raise when tokens cannot be had as configured (a missing setting or package);
+    ``ProviderService.validate_provider`` and ``aiport config check`` call it.
+
+    **Using it.** ``ProviderService(config, token_providers={"corp": MyTokenProvider()})``
+    gives it to the configured provider ``corp`` (which must then have no ``api_key``,
+    ``api_keys`` or ``auth``). Or ship it as a plug-in: an entry point in the group
+    ``aiport.token_providers`` whose object is a token provider, a class of one or a
+    function returning one, named by ``auth = {type = "plugin", name = "..."}``; a class or
+    function is called with the table's ``options`` as keyword arguments (and its
+    ``client_secret``, if set, as ``client_secret=``: a credential source, ``await
+    client_secret.get()`` resolves it). Either way aiport wraps it exactly like its built-in
+    providers, as described below.
+
+    **When it is called.** Only when a call needs a token and there is none, or it is about
+    to expire, or the provider answered 401 to it; never once per request. Return a new
+    token each time rather than one you cached: aiport asks only when it needs a fresh one,
+    and retries a refused request only if the token changed.
+
+    **Expiry and skew.** A token is replaced ``skew`` seconds before its ``expires_at``
+    (``auth.refresh_skew``, default 60; :data:`DEFAULT_REFRESH_SKEW` for ``token_providers``),
+    but never earlier than half its lifetime (counted from when it arrived): a one-hour
+    token is used 59 minutes, a 60-second one 30 seconds. To refresh earlier, report an
+    earlier ``expires_at``. A token with ``expires_at=None`` is used until a 401. A 401
+    (a token revoked early) makes aiport fetch a new token and send the refused request
+    once more with it.
+
+    **Concurrency.** For one configured provider, at most one ``fetch_token`` runs at a
+    time: every call waiting meanwhile, on any event loop or thread (the sync API runs on a
+    background loop), gets its token or its error; a waiting call that is cancelled does
+    not cancel it. An ``async def fetch_token`` runs on the event loop of the call that
+    needed the token, possibly another loop next time: it must not block, nor keep
+    loop-bound objects (an ``aiohttp.ClientSession``) from one call to the next. A plain
+    ``def fetch_token`` runs in a worker thread and may block. One object given to several
+    providers is called by each on its own, possibly at once.
+
+    **Failures.** Raise any exception; every waiting call then fails with
+    :class:`~aiport.ProviderAuthError`, reason ``"token_refresh_failed"``, naming the
+    provider. A ``ProviderAuthError`` you raise keeps its message and its ``retryable``
+    (``True`` for a passing outage lets the retry policy try again); anything else is
+    reported by its type only (its text might quote a secret). The next call tries again.
     """
 
-    async def fetch_token(self) -> AccessToken:
-        """A fresh token."""
+    def fetch_token(self) -> Awaitable[AccessToken] | AccessToken:
+        """A new token (``async def`` or ``def``; see the class documentation)."""
         ...
 
 
@@ -185,7 +260,7 @@ class RefreshingCredential:
         provider: TokenProvider,
         *,
         name: str | None = None,
-        skew: float = 60.0,
+        skew: float = DEFAULT_REFRESH_SKEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if skew < 0:
@@ -254,9 +329,19 @@ class RefreshingCredential:
     def _usable(self, held: _Held) -> bool:
         return held.refresh_at is None or self._clock() < held.refresh_at
 
+    async def _fetch(self) -> object:
+        fetch = self.provider.fetch_token
+        if inspect.iscoroutinefunction(fetch):
+            return await fetch()
+        # A plain function may block (a synchronous SDK): off the event loop.
+        result: object = await asyncio.to_thread(fetch)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
     async def _refresh(self, future: concurrent.futures.Future[AccessToken]) -> None:
         try:
-            token = _checked(await self.provider.fetch_token())
+            token = _checked(await self._fetch())
         except asyncio.CancelledError:
             self._finish(future, error=self._failure(None))
             raise
@@ -313,8 +398,23 @@ class RefreshingCredential:
 
 
 def _checked(token: object) -> AccessToken:
-    if not isinstance(token, AccessToken) or not token.token.get_secret_value():
+    if not isinstance(token, AccessToken):
+        raise ProviderAuthError(
+            f"the token provider returned {type(token).__name__}, not an AccessToken",
+            reason=REFRESH_FAILED,
+        )
+    if not isinstance(token.token, SecretStr) or not token.token.get_secret_value():
         raise ProviderAuthError("the token provider returned no token", reason=REFRESH_FAILED)
+    expires_at = token.expires_at
+    if expires_at is not None and (
+        isinstance(expires_at, bool)
+        or not isinstance(expires_at, int | float)
+        or math.isnan(expires_at)
+    ):
+        raise ProviderAuthError(
+            "the token provider returned an AccessToken whose expires_at is not a Unix time",
+            reason=REFRESH_FAILED,
+        )
     return token
 
 
@@ -661,16 +761,20 @@ class GoogleADCTokenProvider:
 
 
 def build_token_provider(
-    name: str, auth: ProviderConfig.AuthConfig, resolver: SecretResolver
+    name: str,
+    auth: ProviderConfig.AuthConfig,
+    resolver: SecretResolver,
+    *,
+    entry_points: EntryPointsFunction | None = None,
 ) -> TokenProvider:
-    """The token provider an ``auth`` table describes (its client secret resolved lazily)."""
-    from aiport._credentials import SecretReference
+    """The token provider an ``auth`` table describes (its client secret resolved lazily).
 
-    secret: CredentialSource | None = None
-    if auth.client_secret is not None:
-        secret = SecretReference(
-            auth.client_secret, resolver, what=f"auth.client_secret of provider {name!r}"
-        )
+    A ``plugin`` table loads its plug-in now (:func:`load_token_provider_plugin`, which
+    raises :class:`~aiport.ConfigError` when it cannot).
+    """
+    if auth.type == "plugin":
+        return load_token_provider_plugin(name, auth, resolver, entry_points=entry_points)
+    secret = _client_secret(name, auth, resolver)
     if auth.type == "oauth2":
         assert auth.token_url is not None
         assert auth.client_id is not None
@@ -692,3 +796,200 @@ def build_token_provider(
             client_secret=secret,
         )
     return GoogleADCTokenProvider(scopes=auth.scopes or (GOOGLE_CLOUD_PLATFORM_SCOPE,))
+
+
+def _client_secret(
+    name: str, auth: ProviderConfig.AuthConfig, resolver: SecretResolver
+) -> CredentialSource | None:
+    if auth.client_secret is None:
+        return None
+    from aiport._credentials import SecretReference
+
+    return SecretReference(
+        auth.client_secret, resolver, what=f"auth.client_secret of provider {name!r}"
+    )
+
+
+# ---------------------------------------------------------------------- users' own providers
+
+
+def _is_token_provider(value: object) -> bool:
+    return not isinstance(value, type) and callable(getattr(value, "fetch_token", None))
+
+
+def _why(exc: BaseException) -> str:
+    """An exception in a configuration problem: its type, and its text for the kinds whose
+    text is about code (an import, a signature), never about data that could be secret."""
+    if isinstance(exc, ImportError | TypeError | AttributeError):
+        text = " ".join(str(exc).split())
+        if len(text) > _DETAIL_LIMIT:
+            text = text[: _DETAIL_LIMIT - 3] + "..."
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return type(exc).__name__
+
+
+def _list_plugins(entry_points: EntryPointsFunction | None) -> dict[str, Any]:
+    from aiport._secrets import discover_plugins
+
+    return discover_plugins(
+        TOKEN_PROVIDER_GROUP,
+        entry_points=entry_points,
+        valid_name=PLUGIN_NAME_RE,
+        kind="token provider plug-in",
+    )
+
+
+def load_token_provider_plugin(
+    provider: str,
+    auth: ProviderConfig.AuthConfig,
+    resolver: SecretResolver,
+    *,
+    entry_points: EntryPointsFunction | None = None,
+    plugins: Mapping[str, Any] | None = None,
+) -> TokenProvider:
+    """Import and build the token provider of an ``auth = {type = "plugin"}`` table.
+
+    The entry point named ``auth.name`` in the group :data:`TOKEN_PROVIDER_GROUP` is
+    loaded. A token provider object is used as it is (it takes no ``options``); a class or
+    a function is called with ``auth.options`` as keyword arguments, plus
+    ``client_secret=`` a credential source when ``auth.client_secret`` is set, and must
+    return a token provider.
+
+    Args:
+        provider: the configured provider's name (in problem paths).
+        auth: its ``auth`` table (``type = "plugin"``).
+        resolver: resolves ``auth.client_secret`` (lazily, when the plug-in asks).
+        entry_points: lists entry points instead of ``importlib.metadata.entry_points``.
+        plugins: the group's entry points by name, already listed.
+
+    Raises:
+        ConfigError: at ``providers.NAME.auth.name``: no such entry point (with the names
+            installed), or it cannot be imported, built, or gives no token provider; the
+            problem names the entry point and its distribution.
+    """
+    from aiport._plugins import _origin
+    from aiport._suggest import close_matches
+
+    plugin = auth.name
+    assert plugin is not None
+    path = f"providers.{provider}.auth.name"
+    found = _list_plugins(entry_points) if plugins is None else plugins
+    entry_point = found.get(plugin)
+    if entry_point is None:
+        suggestions = close_matches(plugin, found)
+        hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
+        installed = ", ".join(sorted(found)) or "none"
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    path,
+                    f"no token provider plug-in {plugin!r}: no entry point of that name in the "
+                    f"group {TOKEN_PROVIDER_GROUP!r}{hint} (installed: {installed})",
+                )
+            ]
+        )
+    origin = _origin(entry_point)
+
+    def problem(detail: str) -> ConfigError:
+        return ConfigError(
+            [ConfigProblem(path, f"the token provider plug-in {plugin!r} ({origin}) {detail}")]
+        )
+
+    try:
+        target = entry_point.load()
+    except Exception as exc:
+        raise problem(f"cannot be imported: {_why(exc)}") from exc
+    arguments: dict[str, Any] = dict(auth.options)
+    secret = _client_secret(provider, auth, resolver)
+    if secret is not None:
+        arguments["client_secret"] = secret
+    if _is_token_provider(target):
+        if arguments:
+            raise problem(
+                "is a token provider object, which takes no options or client_secret: "
+                "ship a class or a function to be configured"
+            )
+        return target  # type: ignore[no-any-return]
+    if not callable(target):
+        raise problem(
+            f"is a {type(target).__name__}: expected a token provider (with a fetch_token "
+            "method), a class of one, or a function returning one"
+        )
+    try:
+        built = target(**arguments)
+    except Exception as exc:
+        given = ", ".join(sorted(arguments)) or "no arguments"
+        raise problem(f"cannot be built with {given}: {_why(exc)}") from exc
+    if not _is_token_provider(built):
+        raise problem(f"gave a {type(built).__name__}, which has no fetch_token method")
+    return built  # type: ignore[no-any-return]
+
+
+def token_providers_for(
+    config: AgentConfig,
+    given: Mapping[str, TokenProvider],
+    resolver: SecretResolver,
+    *,
+    entry_points: EntryPointsFunction | None = None,
+) -> dict[str, TokenProvider]:
+    """The users' own token providers of a service, by configured provider name.
+
+    Those ``given`` to ``ProviderService(token_providers=...)``, checked: each names a
+    configured provider without ``api_key``, ``api_keys`` or ``auth``. And the plug-ins
+    that ``auth = {type = "plugin"}`` tables of enabled providers name, imported and built
+    now, so that a missing or broken plug-in is reported when the service is made.
+
+    Raises:
+        ConfigError: every problem found (unknown provider, two credentials, plug-in).
+        TypeError: a given object has no ``fetch_token`` method.
+    """
+    from aiport._suggest import close_matches
+
+    problems: list[ConfigProblem] = []
+    chosen: dict[str, TokenProvider] = {}
+    for name, token_provider in given.items():
+        if not _is_token_provider(token_provider):
+            raise TypeError(
+                f"token_providers[{name!r}] is a {type(token_provider).__name__}, not a "
+                "TokenProvider (an object with a fetch_token method)"
+            )
+        settings = config.providers.get(name)
+        if settings is None:
+            suggestions = close_matches(name, config.providers)
+            hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
+            known = ", ".join(config.providers) or "none configured"
+            problems.append(
+                ConfigProblem(
+                    f"token_providers.{name}",
+                    f"a token provider is given for {name!r}, which is not a configured "
+                    f"provider{hint} (providers: {known})",
+                )
+            )
+            continue
+        for setting in ("auth", "api_key", "api_keys"):
+            if getattr(settings, setting) is not None:
+                problems.append(
+                    ConfigProblem(
+                        f"providers.{name}.{setting}",
+                        f"provider {name!r} has a token provider given in "
+                        f"ProviderService(token_providers=...) and {setting} in its "
+                        "configuration: keep one of them",
+                    )
+                )
+                break
+        else:
+            chosen[name] = token_provider
+    plugins: dict[str, Any] | None = None
+    for name, settings in config.providers.items():
+        auth = settings.auth
+        if auth is None or auth.type != "plugin" or not settings.enabled or name in given:
+            continue
+        if plugins is None:
+            plugins = _list_plugins(entry_points)
+        try:
+            chosen[name] = load_token_provider_plugin(name, auth, resolver, plugins=plugins)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return chosen

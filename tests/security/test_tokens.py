@@ -153,6 +153,37 @@ async def test_a_provider_returning_nothing_is_a_refresh_failure() -> None:
         await RefreshingCredential(Empty()).get()
 
 
+async def test_a_plain_def_provider_runs_off_the_loop_and_bad_answers_are_refused() -> None:
+    class Blocking:
+        def __init__(self) -> None:
+            self.threads: list[str] = []
+            self.answer: object = AccessToken.create("sync-token", expires_in=100)
+
+        def fetch_token(self) -> Any:
+            self.threads.append(threading.current_thread().name)
+            time.sleep(0.02)  # a blocking SDK call
+            return self.answer
+
+    provider = Blocking()
+    credential = RefreshingCredential(provider, name="p")
+    results = await asyncio.gather(*(credential.get() for _ in range(20)))
+    assert {r.get_secret_value() for r in results} == {"sync-token"}
+    assert len(provider.threads) == 1  # single-flight holds for plain functions too
+    assert provider.threads[0] != threading.current_thread().name
+
+    for answer, message in (
+        ("a bare string", "returned str, not an AccessToken"),
+        (AccessToken(SecretStr("t"), float("nan")), "expires_at is not a Unix time"),
+        (AccessToken(SecretStr("t"), "soon"), "expires_at is not a Unix time"),  # type: ignore[arg-type]
+        (AccessToken(SecretStr("")), "returned no token"),
+    ):
+        provider.answer = answer
+        credential.invalidate()
+        with pytest.raises(ProviderAuthError, match=message) as caught:
+            await credential.get()
+        assert caught.value.reason == "token_refresh_failed"
+
+
 async def test_a_cancelled_caller_does_not_cancel_the_refresh() -> None:
     clock = Clock()
     provider = CountingProvider(clock)

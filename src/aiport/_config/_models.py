@@ -188,11 +188,28 @@ class ProviderConfig(ConfigModel):
         ``client_secret``); ``azure`` gets Microsoft Entra ID tokens through
         ``azure-identity`` (a service principal when ``tenant_id``, ``client_id`` and
         ``client_secret`` are set, else ``DefaultAzureCredential``); ``google`` uses the
-        application-default credentials of ``google-auth``.
+        application-default credentials of ``google-auth``; ``plugin`` is a user's own
+        :class:`~aiport.TokenProvider`, the entry point ``name`` of the group
+        ``aiport.token_providers``, configured with ``options`` (and ``client_secret``).
         """
 
-        type: Literal["oauth2", "azure", "google"] = Field(
-            description="The token provider: 'oauth2', 'azure' or 'google'."
+        type: Literal["oauth2", "azure", "google", "plugin"] = Field(
+            description="The token provider: 'oauth2', 'azure', 'google' or 'plugin'."
+        )
+        name: str | None = Field(
+            None,
+            description=(
+                "plugin: the name of the entry point, in the group 'aiport.token_providers', "
+                "that gives the token provider."
+            ),
+        )
+        options: dict[str, Any] = Field(
+            default_factory=dict,
+            description=(
+                "plugin: keyword arguments the plug-in's class or function is called with "
+                "(plain settings, shown by `aiport config check`: put secrets in "
+                "client_secret)."
+            ),
         )
         token_url: str | None = Field(
             None,
@@ -206,8 +223,8 @@ class ProviderConfig(ConfigModel):
         client_secret: SecretStr | None = Field(
             None,
             description=(
-                "oauth2 and azure: the client secret, as a reference (env:NAME, file:PATH, "
-                "keyring:SERVICE/NAME...) resolved when the first token is fetched."
+                "oauth2, azure and plugin: the client secret, as a reference (env:NAME, "
+                "file:PATH, keyring:SERVICE/NAME...) resolved when the first token is fetched."
             ),
         )
         tenant_id: str | None = Field(None, description="azure: the directory (tenant) id.")
@@ -258,9 +275,49 @@ class ProviderConfig(ConfigModel):
                 raise PydanticCustomError("token_url", problem)
             return value
 
+        @field_validator("name")
+        @classmethod
+        def _check_name(cls, value: str | None) -> str | None:
+            if value is None:
+                return None
+            from aiport._tokens import PLUGIN_NAME_RE
+
+            if not PLUGIN_NAME_RE.fullmatch(value):
+                raise PydanticCustomError(
+                    "plugin_name",
+                    "must be an entry point name: lower-case letters, digits, '_', '.', '-'",
+                )
+            return value
+
         @model_validator(mode="after")
         def _check_type_fields(self) -> Self:
-            if self.type == "oauth2":
+            if self.type != "plugin" and (self.name is not None or self.options):
+                raise PydanticCustomError("auth_field", "name and options are for 'plugin' only")
+            if self.type == "plugin":
+                if self.name is None:
+                    raise PydanticCustomError(
+                        "auth_missing",
+                        "a 'plugin' token provider needs name: the entry point in the group "
+                        "'aiport.token_providers'",
+                    )
+                extra = [
+                    name
+                    for name in ("token_url", "client_id", "tenant_id", "audience")
+                    if getattr(self, name) is not None
+                ]
+                extra += [
+                    name
+                    for name in ("scopes", "client_auth", "timeout")
+                    if name in self.model_fields_set
+                ]
+                if extra:
+                    raise PydanticCustomError(
+                        "auth_field",
+                        "a 'plugin' token provider takes its settings from options, not "
+                        "from {fields}",
+                        {"fields": ", ".join(extra)},
+                    )
+            elif self.type == "oauth2":
                 missing = [
                     name
                     for name in ("token_url", "client_id", "client_secret")
@@ -342,8 +399,8 @@ class ProviderConfig(ConfigModel):
     auth: AuthConfig | None = Field(
         None,
         description=(
-            "A token provider (oauth2, azure, google) giving short-lived bearer tokens, "
-            "instead of api_key."
+            "A token provider (oauth2, azure, google, or a plugin) giving short-lived bearer "
+            "tokens, instead of api_key."
         ),
     )
     api_version: str | None = Field(

@@ -75,6 +75,7 @@ def create_anthropic(context: ProviderContext) -> ModelProvider:
 def create_azure(context: ProviderContext) -> ModelProvider:
     """An Azure OpenAI provider: ``api_version`` from the config, a model's ``deployment``
     from its table, a bearer token when an ``auth`` table (Entra ID) gives the credential."""
+    from aiport._credentials import is_refreshable
     from aiport.providers.azure import AzureOpenAIProvider
 
     config = context.config
@@ -89,7 +90,8 @@ def create_azure(context: ProviderContext) -> ModelProvider:
         **_common(context),  # type: ignore[arg-type]
         api_version=config.api_version,
         deployments=deployments,
-        bearer=config.auth is not None,
+        # Entra ID tokens (an auth table, or the service's token_providers) go as Bearer.
+        bearer=config.auth is not None or is_refreshable(context.credential),
     )
 
 

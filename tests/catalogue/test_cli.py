@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from aiport._catalogue import known_models
+from aiport._types import ProviderModel
 from aiport.cli._catalogue import (
     MARKDOWN_END,
     MARKDOWN_START,
@@ -25,7 +27,10 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 EXTRA = """
 [providers.openai.models."gpt-4o-mini"]
-deprecated = 2026-01-31
+deprecated = 2020-01-31
+
+[providers.openai.models."gpt-4o"]
+deprecated = 2999-12-31
 
 [providers.openai.models.cheap-ft]
 name = "ft:gpt-4o-mini:acme"
@@ -47,47 +52,84 @@ def _ids(cli: Cli, *args: str) -> list[str]:
 
 
 def test_models_price_and_window_filters(catalogue_cli: Cli) -> None:
-    cheap = _ids(catalogue_cli, "--max-input-price", "0.15", "-C", "chat")
+    # With the retiring models too, so the filters are tested on their own.
+    every = ("--include-retired",)
+    cheap = _ids(catalogue_cli, "--max-input-price", "0.15", "-C", "chat", *every)
     assert "openai:cheap-ft" in cheap
     assert "openai:gpt-4.1-nano" in cheap  # $0.10
     assert "openai:gpt-4o" not in cheap  # $2.50
     assert not any(i.startswith("anthropic:claude-opus-5") for i in cheap)  # price unknown
-    big = _ids(catalogue_cli, "--min-context", "1M")
+    big = _ids(catalogue_cli, "--min-context", "1M", *every)
     assert set(big) == {
         "openai:cheap-ft",
         "openai:gpt-4.1",
         "openai:gpt-4.1-mini",
         "openai:gpt-4.1-nano",
     }
-    assert _ids(catalogue_cli, "--min-context", "1_047_577") == ["openai:cheap-ft"]
+    assert _ids(catalogue_cli, "--min-context", "1_047_577", *every) == ["openai:cheap-ft"]
+    # Without the flag, the models past their shipped retirement date are left out.
+    today = datetime.date.today()
+    openai_models = known_models("openai")
+    assert set(_ids(catalogue_cli, "--min-context", "1M")) == {
+        i for i in big if (d := _retires(openai_models, i)) is None or d > today
+    }
 
 
-def test_models_hide_deprecated_unless_asked(catalogue_cli: Cli) -> None:
-    assert "openai:gpt-4o-mini" not in _ids(catalogue_cli)
-    result = catalogue_cli("--json", "models", "--include-deprecated", "-p", "openai")
+def _retires(models: Mapping[str, ProviderModel], qualified_id: str) -> datetime.date | None:
+    model = models.get(qualified_id.partition(":")[2])
+    return model.deprecated if model is not None else None
+
+
+def test_models_hide_retired_unless_asked(catalogue_cli: Cli) -> None:
+    listed = _ids(catalogue_cli)
+    assert "openai:gpt-4o-mini" not in listed  # retired (the config's date)
+    assert "openai:gpt-4o" in listed  # retires later: still answers, so still listed
+    assert "anthropic:claude-3-opus-20240229" not in listed  # retired 2026-01-05
+    assert "openai:text-embedding-3-small" in listed  # no date announced
+    assert "anthropic:claude-sonnet-4-6" in listed
+    result = catalogue_cli("--json", "models", "--include-retired", "-p", "openai")
     rows = {m["id"]: m for m in json.loads(result.stdout)["models"]}
-    assert rows["openai:gpt-4o-mini"]["deprecated"] == "2026-01-31"
-    assert rows["openai:gpt-4o"]["deprecated"] is None
-    table = catalogue_cli("models", "--include-deprecated", "-p", "openai")
+    assert rows["openai:gpt-4o-mini"]["deprecated"] == "2020-01-31"  # the config's date wins
+    assert rows["openai:gpt-4o"]["deprecated"] == "2999-12-31"
+    assert rows["openai:gpt-4.1"]["deprecated"] == "2027-01-14"  # the catalogue's
+    assert rows["openai:text-embedding-3-small"]["deprecated"] is None
+    table = catalogue_cli("models", "--include-deprecated", "-p", "openai")  # the old name
     header = table.stdout.splitlines()[0]
     assert "retires" in header
-    assert "2026-01-31" in table.stdout
+    assert "2020-01-31" in table.stdout
+    assert "2999-12-31" in table.stdout
+    retired = _ids(catalogue_cli, "--include-retired", "-p", "anthropic")
+    assert "anthropic:claude-3-opus-20240229" in retired
+
+
+def test_filter_models_keeps_a_model_until_its_retirement_day() -> None:
+    model = known_models("openai")["gpt-4.1"]
+    assert model.deprecated is not None
+    day = model.deprecated
+    assert filter_models([model], today=day - datetime.timedelta(days=1)) == [model]
+    assert filter_models([model], today=day) == []
+    assert filter_models([model], today=day, include_retired=True) == [model]
 
 
 def test_models_json_has_every_price(catalogue_cli: Cli) -> None:
     result = catalogue_cli("--json", "models", "-p", "anthropic")
-    row = {m["id"]: m for m in json.loads(result.stdout)["models"]}["anthropic:claude-opus-4-1"]
-    assert row["cache_write_price_per_million"] == 18.75
-    assert row["cached_input_price_per_million"] == 1.5
+    row = {m["id"]: m for m in json.loads(result.stdout)["models"]}["anthropic:claude-opus-4-5"]
+    assert row["cache_write_price_per_million"] == 6.25
+    assert row["cached_input_price_per_million"] == 0.5
+    assert row["deprecated"] is None
     assert "reasoning_price_per_million" in row
 
 
 def test_models_of_a_type_that_is_not_configured(catalogue_cli: Cli) -> None:
     ids = _ids(catalogue_cli, "--provider", "gemini")
+    today = datetime.date.today()
+    gemini = known_models("gemini")
     assert ids == [
-        f"gemini:{m}" for m in known_models("gemini") if not known_models("gemini")[m].deprecated
+        f"gemini:{m}"
+        for m, row in gemini.items()
+        if row.deprecated is None or row.deprecated > today
     ]
-    every = _ids(catalogue_cli, "--all", "--include-deprecated")
+    every = _ids(catalogue_cli, "--all", "--include-retired")
     for type_name in ("openai", "anthropic"):
         assert {f"{type_name}:{m}" for m in known_models(type_name)} <= set(every)
     assert "openai:cheap-ft" not in every  # --all is the built-in catalogue only
@@ -135,6 +177,26 @@ def test_provider_types_table(catalogue_cli: Cli) -> None:
     text = catalogue_cli("providers", "--types")
     assert text.exit_code == 0
     assert text.stdout.splitlines()[0].split()[:3] == ["type", "chat", "stream"]
+
+
+def test_a_preset_with_a_catalogue_offers_what_its_models_offer() -> None:
+    summaries = {s.name: s for s in summarize_types(builtin_registry())}
+    for name in ("together", "fireworks", "xai", "perplexity", "cerebras"):
+        models = known_models(name)
+        summary = summaries[name]
+        assert summary.models == len(models) > 0
+        assert summary.capabilities == {
+            field: any(getattr(m.capabilities, field) for m in models.values())
+            for field in summary.capabilities or {}
+        }
+    offered = {name: summaries[name].capabilities or {} for name in summaries}
+    assert offered["perplexity"]["tools"] is False  # the Sonar API takes no tools
+    assert offered["xai"]["images"] and offered["xai"]["vision"]
+    assert offered["together"]["embeddings"] and not offered["cerebras"]["vision"]
+    # A preset without a catalogue still shows what its endpoints offer.
+    assert summaries["openrouter"].models == 0
+    assert offered["openrouter"]["chat"] and offered["openrouter"]["vision"]
+    assert summaries["vllm"].capabilities is not None
 
 
 def test_every_registered_type_is_in_the_table() -> None:

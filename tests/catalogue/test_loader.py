@@ -98,6 +98,58 @@ def test_anthropic_numbers_kept_from_the_python_catalogue() -> None:
             assert model.cache_write_price_per_million == model.input_price_per_million * 1.25
 
 
+@pytest.mark.parametrize("type_name", SHIPPED)
+def test_cache_prices_are_discounts_of_the_input_price(type_name: str) -> None:
+    """A cache read never costs more than a plain input token, nor a write less than a read:
+    a swapped or mistyped cache price would otherwise bill cached prompts wrongly."""
+    for model_id, model in known_models(type_name).items():
+        plain = model.input_price_per_million
+        read = model.cached_input_price_per_million
+        write = model.cache_write_price_per_million
+        where = f"{type_name}.toml: {model_id}"
+        if read is not None:
+            assert plain is not None, f"{where}: a cache price without an input price"
+            assert read <= plain, where
+        if write is not None and read is not None:
+            assert write >= read, where
+
+
+def test_shipped_retirement_dates() -> None:
+    """The providers' announced shutdown dates are in the data, so `aiport models` hides
+    the retired models unless asked (the values are the providers' pages' dates)."""
+    date = datetime.date
+    expected = {
+        ("anthropic", "claude-3-opus-20240229"): date(2026, 1, 5),
+        ("anthropic", "claude-3-7-sonnet-20250219"): date(2026, 2, 19),
+        ("openai", "gpt-5"): date(2026, 12, 11),
+        ("openai", "gpt-4o"): date(2027, 1, 14),
+        ("gemini", "gemini-2.0-flash"): date(2026, 6, 1),
+        ("gemini", "imagen-3.0-generate-002"): date(2025, 11, 10),
+    }
+    for (type_name, model_id), retires in expected.items():
+        assert known_models(type_name)[model_id].deprecated == retires, (type_name, model_id)
+    # A retired model is still found by its alias, so a call to it is still priced.
+    anthropic = known_models("anthropic")
+    haiku = anthropic["claude-3-5-haiku-20241022"]
+    assert find_model(anthropic, "claude-3-5-haiku-latest") is haiku
+    # Models without an announced date stay undated.
+    assert known_models("openai")["text-embedding-3-small"].deprecated is None
+    assert known_models("gemini")["gemini-2.5-flash-lite"].deprecated is None
+
+
+def test_every_hosted_preset_has_a_catalogue() -> None:
+    """The hosted OpenAI-compatible presets know models; local servers rightly do not."""
+    from aiport.providers._presets import load_presets
+
+    presets = load_presets()
+    hosted = {name for name, preset in presets.items() if preset.api_key_env is not None}
+    # OpenRouter's models are other providers' models at their prices (listed live at
+    # /api/v1/models): no copy is shipped.
+    assert hosted - set(SHIPPED) == {"openrouter"}
+    local = set(presets) - hosted
+    assert local and not local & set(SHIPPED)
+
+
 def test_known_models_carry_the_provider_name_and_are_the_callers_own() -> None:
     mine = known_models("openai", "my-openai")
     assert {m.provider for m in mine.values()} == {"my-openai"}

@@ -550,10 +550,13 @@ def models(
             help="Only models with at least this context window (128000, 128k, 1M).",
         ),
     ] = None,
-    include_deprecated: Annotated[
+    include_retired: Annotated[
         bool,
         typer.Option(
-            "--include-deprecated", help="Also list models with an announced retirement date."
+            "--include-retired",
+            "--include-deprecated",
+            help="Also list models already past their retirement date (those retiring "
+            "later are always listed, with the date).",
         ),
     ] = False,
     all_types: Annotated[
@@ -588,7 +591,7 @@ def models(
         capabilities=[c.value for c in capability or ()],
         max_input_price=max_input_price,
         min_context=window,
-        include_deprecated=include_deprecated,
+        include_retired=include_retired,
     )
     if out.json_mode:
         out.json({"models": [model_document(m) for m in found]})

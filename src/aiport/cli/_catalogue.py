@@ -170,13 +170,16 @@ def filter_models(
     capabilities: Sequence[str] = (),
     max_input_price: float | None = None,
     min_context: int | None = None,
-    include_deprecated: bool = False,
+    include_retired: bool = False,
+    today: datetime.date | None = None,
 ) -> list[ProviderModel]:
     """The models that pass every filter given.
 
-    A price or window filter drops models whose value is unknown; deprecated models
-    (those with a retirement date) are dropped unless ``include_deprecated``.
+    A price or window filter drops models whose value is unknown; retired models (whose
+    retirement date, ``deprecated``, is ``today`` or earlier) are dropped unless
+    ``include_retired``. A model retiring later is kept: it still answers.
     """
+    today = today or datetime.date.today()
     found: list[ProviderModel] = []
     for model in models:
         if not all(getattr(model.capabilities, c) for c in capabilities):
@@ -189,7 +192,7 @@ def filter_models(
             model.context_window is None or model.context_window < min_context
         ):
             continue
-        if model.deprecated is not None and not include_deprecated:
+        if model.deprecated is not None and model.deprecated <= today and not include_retired:
             continue
         found.append(model)
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 
 from aiport import ProviderService
 from aiport._types import (
+    ImagePart,
     Message,
     ModelCompletionResponse,
     StreamFinishEvent,
@@ -251,6 +253,46 @@ async def test_json_output(service: ProviderService, emu: Emulator) -> None:
     wire = emu.requests[-1].body["response_format"]
     assert wire["type"] == "json_schema"
     assert wire["json_schema"]["name"] == "Answer"
+
+
+# --------------------------------------------------------------------------- vision
+
+
+async def test_image_input(service: ProviderService, emu: Emulator) -> None:
+    png = PNG_SIGNATURE + b"\0" * 24
+    message = Message.user(
+        "What is this?", ImagePart(data=png, media_type="image/png", detail="low")
+    )
+    response = await service.complete(model="azure:gpt-4o", messages=[message])
+    # The emulator notes the images it saw and counts 85 tokens for each.
+    assert response.text == "You said: What is this? [images: 1]"
+    assert response.usage.input_tokens == 4 + 85 + 3
+    assert response.cost == pytest.approx((92 * 2.50 + response.usage.output_tokens * 10) / 1e6)
+    request = emu.requests[-1]
+    assert request.path == "/openai/deployments/gpt-4o/chat/completions"
+    # OpenAI's content parts: the text, then the image as a data URL with its detail.
+    text, image = request.body["messages"][0]["content"]
+    assert text == {"type": "text", "text": "What is this?"}
+    assert image["type"] == "image_url"
+    assert image["image_url"]["detail"] == "low"
+    prefix = "data:image/png;base64,"
+    assert image["image_url"]["url"] == prefix + base64.b64encode(png).decode("ascii")
+
+    linked = Message.user(
+        "And these?",
+        ImagePart(url="https://example.com/cat.png"),
+        ImagePart(url="https://example.com/dog.png"),
+    )
+    streamed = await stream_all(service, model="azure:gpt-4o", messages=[linked])
+    final = streamed[-1]
+    assert isinstance(final, StreamFinishEvent)
+    assert final.response.text == "You said: And these? [images: 2]"
+    assert final.response.usage.input_tokens == 3 + 2 * 85 + 3
+    parts = emu.requests[-1].body["messages"][0]["content"]
+    assert [p["image_url"]["url"] for p in parts[1:]] == [
+        "https://example.com/cat.png",
+        "https://example.com/dog.png",
+    ]
 
 
 # --------------------------------------------------------------------------- embeddings, images

@@ -238,6 +238,32 @@ async def test_cached_content_tokens(service: ProviderService) -> None:
     assert response.raw["usageMetadata"]["cachedContentTokenCount"] == 64
 
 
+async def test_cached_content_tokens_are_priced_at_the_cache_rate(
+    service: ProviderService,
+) -> None:
+    """Tokens read from a context cache cost Gemini 2.5 Flash's cache price ($0.03 per
+    million, not the $0.30 input price), in a completion and in a stream's final answer."""
+    prompt = " ".join(["word"] * 70)
+    kwargs: dict[str, Any] = {
+        "model": "gemini:gemini-2.5-flash",
+        "messages": prompt,
+        "provider_options": {"cachedContent": "cachedContents/abc"},
+    }
+    completed = await service.complete(**kwargs)
+    events = await collect(service, **kwargs)
+    assert isinstance(events[-1], StreamFinishEvent)
+    for response in (completed, events[-1].response):
+        usage = response.usage
+        # "You said: " + 70 words; 73 prompt tokens of which 64 came from the cache.
+        assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens) == (73, 64, 72)
+        assert response.cost is not None
+        assert response.cost == pytest.approx((9 * 0.30 + 64 * 0.03 + 72 * 2.50) / 1e6)
+        # Priced as plain input the prompt would cost more: the cache rate was applied.
+        assert response.cost < (73 * 0.30 + 72 * 2.50) / 1e6
+    final_usage = [e for e in events if isinstance(e, UsageEvent)][-1]
+    assert final_usage.cost == pytest.approx(completed.cost)
+
+
 async def test_generation_config_options_are_merged(
     service: ProviderService, emu: Emulator
 ) -> None:

@@ -13,6 +13,7 @@ produce: the last tests serve DeepSeek's documented body from a loopback server.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from aiport._errors import (
 )
 from aiport._types import (
     ImageGenerationResponse,
+    ImagePart,
     Message,
     ModelCompletionResponse,
     ProviderModel,
@@ -224,6 +226,76 @@ async def test_json_output(service: ProviderService, emulator: Emulator, name: s
         assert plain.warnings == [
             f"{name} does not support response_format 'json_object'; it was not sent"
         ]
+
+
+def vision_model(name: str) -> str:
+    """A catalogue model that chats and takes images; else a name the catalogue does not
+    know (passed through unchecked)."""
+    for model in known_models(name).values():
+        if model.capabilities.chat and model.capabilities.vision:
+            return model.id
+    return "some-vision-model"
+
+
+async def test_image_input(service: ProviderService, emulator: Emulator, name: str) -> None:
+    quirks = preset(name).quirks
+    png = PNG_SIGNATURE + b"\0" * 24
+    inline = f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}"
+    message = Message.user(
+        "What is this?",
+        ImagePart(data=png, media_type="image/png"),
+        ImagePart(url="https://example.com/cat.png"),
+    )
+    response = await service.complete(model=f"{name}:{vision_model(name)}", messages=[message])
+    content = emulator.requests[-1].body["messages"][0]["content"]
+    if not quirks.image_input:
+        # Not sent (the server would refuse it), said so, and the text still goes.
+        assert content == "What is this?"
+        assert response.text == "You said: What is this?"
+        assert response.warnings == [f"{name} does not take image input: 2 image(s) were not sent"]
+        return
+    # The images travel as OpenAI content parts after the text; the emulator counts them
+    # in its answer and charges 85 prompt tokens for each.
+    sent = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+    assert content[0] == {"type": "text", "text": "What is this?"}
+    if quirks.image_urls:
+        assert sent == [inline, "https://example.com/cat.png"]
+        assert response.warnings == []
+    else:
+        assert sent == [inline]  # a server that takes only inline images gets only those
+        assert response.warnings == [
+            f"{name} takes only inline images (base64), not image URLs: 1 image(s) were not sent"
+        ]
+    assert response.text == f"You said: What is this? [images: {len(sent)}]"
+    assert response.usage.input_tokens == 4 + 85 * len(sent) + 3
+
+
+def _text_only_models() -> list[tuple[str, str]]:
+    """One chat model without image input from each preset catalogue that has one."""
+    found: dict[str, str] = {}
+    for name in PRESETS:
+        for model in known_models(name).values():
+            if model.capabilities.chat and not model.capabilities.vision:
+                found.setdefault(name, model.id)
+    return sorted(found.items())
+
+
+TEXT_ONLY = _text_only_models()
+
+
+def test_some_preset_catalogues_have_text_only_models() -> None:
+    assert {"deepseek", "cerebras"} <= {name for name, _ in TEXT_ONLY}
+
+
+@pytest.mark.parametrize(("name", "model"), TEXT_ONLY)
+async def test_a_known_model_without_vision_is_refused_before_sending(
+    emulator: Emulator, name: str, model: str
+) -> None:
+    message = Message.user("What is this?", ImagePart(data=PNG_SIGNATURE, media_type="image/png"))
+    async with ProviderService(config(emulator, name), env={}) as service:
+        with pytest.raises(ProviderCapabilityError, match="does not take images"):
+            await service.complete(model=f"{name}:{model}", messages=[message])
+    assert emulator.count() == 0
 
 
 async def test_embeddings(service: ProviderService, emulator: Emulator, name: str) -> None:

@@ -1,4 +1,8 @@
-"""No credential in any key or stored value, whatever the backend (raw contents checked)."""
+"""No credential in any key or stored value, whatever the backend (raw contents checked).
+
+The key must not be there whole nor as any 8-character piece of it (a prefix, a suffix, a
+key cut in half by a serialiser), for an OpenAI and an Anthropic adapter alike.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,29 @@ import pytest
 
 from aiport._cache import CacheBackend, MemoryCache, SQLiteCache
 from aiport._cache._redis import RedisCache
+from aiport._provider import ModelProvider
 from aiport._types import ModelCompletionOptions, ModelEmbeddingOptions, Tool
+from aiport.layers._cache import CacheLayer
 from aiport.testing import Emulator
-from tests.cache.conftest import EMBEDDING_MODEL, OPENAI_MODEL, MakeLayer
-from tests.conftest import OPENAI_KEY
+from tests.cache.conftest import ANTHROPIC_MODEL, EMBEDDING_MODEL, OPENAI_MODEL, MakeLayer
+from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
+from tests.security.conftest import leaks
 
-CANARY = OPENAI_KEY.encode()
+#: Each provider's model and key (the emulator accepts both keys).
+PROVIDERS = {"openai": (OPENAI_MODEL, OPENAI_KEY), "anthropic": (ANTHROPIC_MODEL, ANTHROPIC_KEY)}
 
 
-async def _fill(layer_of: Callable[[CacheBackend], object], backend: CacheBackend) -> None:
-    """Cache a completion, a tool-call stream and embeddings through a real adapter."""
-    layer = layer_of(backend)
-    await layer.complete(ModelCompletionOptions(model=OPENAI_MODEL, messages="hi"))  # type: ignore[attr-defined]
-    options = ModelCompletionOptions(
-        model=OPENAI_MODEL, messages="weather?", tools=[Tool(name="weather")]
-    )
-    async for _ in layer.stream(options):  # type: ignore[attr-defined]
+async def _fill(layer: CacheLayer, provider: str) -> int:
+    """Cache a completion, a tool-call stream and (where the provider has them) embeddings
+    through a real adapter; return how many entries were written."""
+    chat = PROVIDERS[provider][0]
+    await layer.complete(ModelCompletionOptions(model=chat, messages="hi"))
+    options = ModelCompletionOptions(model=chat, messages="weather?", tools=[Tool(name="weather")])
+    async for _ in layer.stream(options):
         pass
-    await layer.embed(ModelEmbeddingOptions(model=EMBEDDING_MODEL, input=["a", "b"]))  # type: ignore[attr-defined]
-    assert layer.stats.writes == 4  # type: ignore[attr-defined]
+    if provider == "openai":
+        await layer.embed(ModelEmbeddingOptions(model=EMBEDDING_MODEL, input=["a", "b"]))
+    return layer.stats.writes
 
 
 def _raw_memory(backend: MemoryCache) -> list[bytes]:
@@ -45,14 +53,20 @@ async def _raw_redis(backend: RedisCache) -> list[bytes]:
         await client.aclose()
 
 
+@pytest.mark.parametrize("provider", list(PROVIDERS))
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 async def test_no_credential_in_keys_or_values(
     kind: str,
+    provider: str,
+    *,
     emulator: Emulator,
     make_layer: MakeLayer,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
+    # The ``openai`` and ``anthropic`` fixtures: bare adapters on the shared emulator.
+    inner: ModelProvider = request.getfixturevalue(provider)
+    key = PROVIDERS[provider][1]
     raw: Callable[[], Awaitable[list[bytes]]]
     if kind == "memory":
         memory = MemoryCache()
@@ -79,12 +93,15 @@ async def test_no_credential_in_keys_or_values(
             return await _raw_redis(redis_cache)
 
     try:
-        await _fill(lambda b: make_layer(backend=b), backend)
+        written = await _fill(make_layer(inner, backend=backend), provider)
+        assert written == (4 if provider == "openai" else 2)
         contents = await raw()
         assert contents
         assert b"aiport:c:v1:" in b"".join(contents)  # the check does look at the entries
+        assert emulator.requests  # the entries came from real answers over HTTP
         for blob in contents:
-            assert CANARY not in blob
-        assert OPENAI_KEY not in repr(backend)
+            # latin-1 maps every byte to one character: no piece is lost to decoding.
+            assert leaks(blob.decode("latin-1"), key) == []
+        assert leaks(repr(backend), key) == []
     finally:
         await backend.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -14,8 +15,74 @@ from aiport.testing import Emulator
 CANARY = "cnry7Q9xLm2Pz4Rt8Vb6Nc3KwYh5"
 #: A second key, which the strict emulator refuses (401): several-key tests use it first.
 REFUSED_CANARY = "rfsd3Jq8Wn5Tz2Lk7Hc4Mv9Bx6Gp"
+#: The AWS access key id whose secret access key is the canary (SigV4 tests): the strict
+#: emulator knows the pair, so it verifies the signatures made with the canary.
+AWS_KEY_ID = "AKIACANARYSIGV4TEST1"
 #: Pieces of the canary as long as the redactor's fragment size.
 FRAGMENT = 8
+
+
+class Target(NamedTuple):
+    """A provider of the security tests: its adapter type, a model, where it listens, and
+    how its key travels."""
+
+    kind: str
+    model: str
+    #: The emulator attribute holding this provider's base URL.
+    url: str
+    #: The one request header that carries the key (``None``: SigV4 signing, where the
+    #: secret never travels, only signatures made with it).
+    key_header: str | None
+    #: An embedding model, for providers that have embeddings.
+    embedding_model: str | None = None
+
+
+REGION = "us-east-1"
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+#: The provider signing with AWS access keys: its secret access key is the canary.
+SIGV4 = "bedrock-sigv4"
+#: One provider of each built-in type, and a preset, all with the canary as their key.
+PROVIDERS: dict[str, Target] = {
+    "openai": Target(
+        "openai", "gpt-4o", "openai_base_url", "authorization", "text-embedding-3-small"
+    ),
+    # The default anthropic-version (2026-10-21) takes the key as a bearer token.
+    "anthropic": Target("anthropic", "claude-sonnet-4-5", "anthropic_base_url", "authorization"),
+    "compatible": Target("openai-compatible", "gpt-4o", "openai_base_url", "authorization"),
+    "gemini": Target(
+        "gemini", "gemini-2.5-flash", "gemini_base_url", "x-goog-api-key", "gemini-embedding-001"
+    ),
+    "azure": Target("azure", "gpt-4o", "azure_endpoint", "api-key", "text-embedding-3-small"),
+    "mistral": Target(
+        "mistral", "mistral-small-latest", "mistral_base_url", "authorization", "mistral-embed"
+    ),
+    "cohere": Target(
+        "cohere", "command-a-03-2025", "cohere_base_url", "authorization", "embed-v4.0"
+    ),
+    # Hosted Ollama (ollama.com, or a server behind an authenticating proxy): a bearer key.
+    "ollama": Target("ollama", "llama3.2", "ollama_base_url", "authorization", "nomic-embed-text"),
+    # A Bedrock API key, sent as a bearer token.
+    "bedrock": Target(
+        "bedrock",
+        BEDROCK_MODEL,
+        "bedrock_endpoint",
+        "authorization",
+        "amazon.titan-embed-text-v2:0",
+    ),
+    SIGV4: Target("bedrock", BEDROCK_MODEL, "bedrock_endpoint", None),
+    # A preset: a data row over the OpenAI-compatible adapter.
+    "groq": Target("groq", "llama-3.3-70b-versatile", "openai_base_url", "authorization"),
+}
+
+
+def provider_settings(name: str, key: str) -> dict[str, Any]:
+    """The credential settings (and region) of provider ``name`` with ``key`` as its key."""
+    if name == SIGV4:
+        return {"aws_access_key_id": AWS_KEY_ID, "aws_secret_access_key": key, "region": REGION}
+    if PROVIDERS[name].kind == "bedrock":
+        return {"api_key": key, "region": REGION}
+    return {"api_key": key}
+
 
 #: Variables that would let the developer's own keystore or keys into a test.
 _ISOLATED = (
@@ -29,6 +96,21 @@ _ISOLATED = (
     "ANTHROPIC_API_KEY",
     "OPENAI_BASE_URL",
     "ANTHROPIC_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "MISTRAL_API_KEY",
+    "CO_API_KEY",
+    "COHERE_API_KEY",
+    "OLLAMA_API_KEY",
+    "OLLAMA_HOST",
+    "GROQ_API_KEY",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
 )
 
 
@@ -67,8 +149,9 @@ def plaintext_keyring(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture(scope="session")
 def strict_emulator() -> Iterator[Emulator]:
-    """An emulator accepting only the canary key (and the tokens it issues)."""
-    with Emulator(api_keys={CANARY}).run_in_thread() as emulator:
+    """An emulator accepting only the canary key (and the tokens it issues), as an API key
+    or as the AWS secret access key of :data:`AWS_KEY_ID`."""
+    with Emulator(api_keys={CANARY, f"{AWS_KEY_ID}:{CANARY}"}).run_in_thread() as emulator:
         yield emulator
 
 

@@ -1,12 +1,14 @@
 """The canary: one key through every provider type, error path and sink, never seen again.
 
-For each provider type (openai, anthropic, openai-compatible) and each failure (401, 403,
-404, 429, 500 — each answer echoing the key and a piece of it, as careless servers do —
-a timeout, a connection reset, an HTML error page, a broken JSON body), the key must not
-appear, whole or as any 8-character piece, in: the error's str, repr, context and
-traceback (with its causes); the service, configuration and provider objects; the log at
-DEBUG; the hook events; and the command line's output (text, ``--json``, ``-v``, ``config
-check``, ``providers``).
+For each provider type (openai, anthropic, openai-compatible, gemini, azure, mistral,
+cohere, hosted ollama, bedrock with an API key and with SigV4 signing — where the canary
+is the AWS secret access key — and a preset, groq) and each failure (401, 403, 404, 429,
+500 — each answer echoing the key and a piece of it, as careless servers do — a timeout,
+a connection reset, an HTML error page, a broken JSON body), the key must not appear,
+whole or as any 8-character piece, in: the error's str, repr, context and traceback (with
+its causes); the service, configuration and provider objects; the log at DEBUG; the hook
+events; and the command line's output (text, ``--json``, ``--stream``, ``-v``, ``config
+check``, ``providers``, ``models``).
 
 The same holds with several keys per provider (``api_keys``): a refused key is named only
 by its fingerprint, in the key events and the log, and neither key leaks.
@@ -28,13 +30,16 @@ from aiport._credentials import key_fingerprint
 from aiport.cli._app import app
 from aiport.testing import Emulator, Fault
 
-from .conftest import CANARY, REFUSED_CANARY, assert_no_leak, leaks
+from .conftest import (
+    CANARY,
+    PROVIDERS,
+    REFUSED_CANARY,
+    SIGV4,
+    assert_no_leak,
+    leaks,
+    provider_settings,
+)
 
-PROVIDERS = {
-    "openai": ("openai", "gpt-4o"),
-    "anthropic": ("anthropic", "claude-sonnet-4-5"),
-    "compatible": ("openai-compatible", "gpt-4o"),
-}
 ECHO = f"key {CANARY} is not valid here (fragment {CANARY[5:17]})"
 FAULTS: dict[str, Fault] = {
     "401": Fault.status(401, message=ECHO),
@@ -49,21 +54,25 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+def credential(name: str, key: str, *, several_keys: bool = False) -> dict[str, Any]:
+    """The credential settings of provider ``name``, with ``key`` as its (good) key."""
+    values = provider_settings(name, key)
+    if several_keys and name != SIGV4:
+        # The refused one first, so that every call starts with a refusal.
+        del values["api_key"]
+        values |= {"api_keys": [REFUSED_CANARY, key], "key_rotation": "failover"}
+    return values
+
+
 def settings(emu: Emulator, *, several_keys: bool = False) -> dict[str, Any]:
-    # Several keys: the refused one first, so that every call starts with a refusal.
-    credential: dict[str, Any] = (
-        {"api_keys": [REFUSED_CANARY, CANARY], "key_rotation": "failover"}
-        if several_keys
-        else {"api_key": CANARY}
-    )
     providers = {
         name: {
-            "type": kind,
-            "base_url": emu.anthropic_base_url if kind == "anthropic" else emu.openai_base_url,
-            **credential,
+            "type": target.kind,
+            "base_url": getattr(emu, target.url),
+            **credential(name, CANARY, several_keys=several_keys),
             "headers": {"X-Trace": "canary-test"},
         }
-        for name, (kind, _) in PROVIDERS.items()
+        for name, target in PROVIDERS.items()
     }
     return {
         "retry": {"max_attempts": 2, "initial_backoff": 0.01, "max_backoff": 0.02},
@@ -89,9 +98,18 @@ def test_the_leak_detector_sees_pieces() -> None:
     assert leaks(CANARY[:7]) == []
 
 
-@pytest.mark.parametrize("keys", ["one-key", "several-keys"])
-@pytest.mark.parametrize("path", list(FAULTS))
-@pytest.mark.parametrize("provider", list(PROVIDERS))
+# Every provider x every failure, with one key; with several keys (api_keys) too, except
+# for SigV4 signing, whose one identity is a key pair.
+LIBRARY_CASES = [
+    pytest.param(provider, path, keys, id=f"{provider}-{path}-{keys}")
+    for provider in PROVIDERS
+    for keys in ("one-key", "several-keys")
+    for path in FAULTS
+    if not (provider == SIGV4 and keys == "several-keys")
+]
+
+
+@pytest.mark.parametrize(("provider", "path", "keys"), LIBRARY_CASES)
 async def test_canary_in_the_library(
     emu: Emulator, caplog: pytest.LogCaptureFixture, provider: str, path: str, keys: str
 ) -> None:
@@ -106,24 +124,27 @@ async def test_canary_in_the_library(
         hooks.on_key,
     ):
         register(lambda event: events.append(repr(event)))
-    model = f"{provider}:{PROVIDERS[provider][1]}"
+    model = f"{provider}:{PROVIDERS[provider].model}"
     texts: list[str] = []
     several = keys == "several-keys"
     config = settings(emu, several_keys=several)
+    # The timeout path waits until the client gives up: a per-call timeout shorter than the
+    # configured ones (which the warm-up call keeps) makes that quick.
+    timeout = 0.1 if path == "timeout" else None
     async with ProviderService(config, env={}, hooks=hooks) as service:
         assert (await service.complete(model=model, messages="warm up")).text
         emu.add_fault(FAULTS[path], times=None)
         with pytest.raises(ProviderError) as caught:
-            await service.complete(model=model, messages="hi")
+            await service.complete(model=model, messages="hi", timeout=timeout)
         texts += error_texts(caught.value)
         try:  # a stream may skip one malformed event and succeed: both are fine here
-            async with service.stream(model=model, messages="hi") as stream:
+            async with service.stream(model=model, messages="hi", timeout=timeout) as stream:
                 async for event in stream:
                     texts.append(repr(event))
         except ProviderError as exc:
             texts += error_texts(exc)
         layered = service.get_provider(provider)
-        adapter = layered.unwrap()  # type: ignore[attr-defined]
+        adapter = layered.unwrap()
         texts += [
             repr(service),
             str(service),
@@ -157,13 +178,12 @@ async def test_canary_in_the_library(
 def write_config(tmp_path: Path, emu: Emulator, api_key: str) -> Path:
     lines = ["[retry]", "max_attempts = 2", "initial_backoff = 0.01", "max_backoff = 0.02", ""]
     lines += ["[timeouts]", "first_token = 0.3", "idle = 0.3", "total = 0.3", ""]
-    for name, (kind, _) in PROVIDERS.items():
-        base = emu.anthropic_base_url if kind == "anthropic" else emu.openai_base_url
+    for name, target in PROVIDERS.items():
         lines += [
             f"[providers.{name}]",
-            f'type = "{kind}"',
-            f'base_url = "{base}"',
-            f'api_key = "{api_key}"',
+            f'type = "{target.kind}"',
+            f'base_url = "{getattr(emu, target.url)}"',
+            *(f"{key} = {json.dumps(value)}" for key, value in credential(name, api_key).items()),
             "",
         ]
     path = tmp_path / "aiport.toml"
@@ -176,7 +196,7 @@ def test_canary_on_the_command_line(emu: Emulator, tmp_path: Path, provider: str
     path = write_config(tmp_path, emu, "env:CANARY_KEY")
     env = {"CANARY_KEY": CANARY, "COLUMNS": "200"}
     runner = CliRunner()
-    model = f"{provider}:{PROVIDERS[provider][1]}"
+    model = f"{provider}:{PROVIDERS[provider].model}"
     for fault_name, fault in FAULTS.items():
         for extra in ([], ["--json"], ["--stream"]):
             emu.add_fault(fault, times=None)

@@ -1,4 +1,8 @@
-"""Keys in headers only, no credentials through redirects, base URL rules, supply chain."""
+"""Keys in headers only, no credentials through redirects, base URL rules, supply chain.
+
+The header and redirect tests run for one provider of every built-in type and a preset
+(``PROVIDERS`` of the conftest), Bedrock both with an API key and signing with SigV4.
+"""
 
 from __future__ import annotations
 
@@ -20,31 +24,30 @@ from aiport._http import HttpClient
 from aiport.providers._base import check_base_url
 from aiport.testing import Emulator
 
-from .conftest import CANARY, assert_no_leak
+from .conftest import CANARY, PROVIDERS, assert_no_leak, leaks, provider_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config(emu: Emulator) -> dict[str, Any]:
+def config(emu: Emulator, provider: str) -> dict[str, Any]:
+    """One provider on the emulator, the canary as its key, no retries."""
+    target = PROVIDERS[provider]
     return {
         "retry": {"max_attempts": 1},
         "providers": {
-            "openai": {"type": "openai", "base_url": emu.openai_base_url, "api_key": CANARY},
-            "anthropic": {
-                "type": "anthropic",
-                "base_url": emu.anthropic_base_url,
-                "api_key": CANARY,
-            },
-            "local": {
-                "type": "openai-compatible",
-                "base_url": emu.openai_base_url,
-                "api_key": CANARY,
-            },
+            provider: {
+                "type": target.kind,
+                "base_url": getattr(emu, target.url),
+                **provider_settings(provider, CANARY),
+            }
         },
     }
 
 
-async def test_keys_travel_only_in_headers(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+async def test_keys_travel_only_in_headers(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
     urls: list[str] = []
     request, stream = HttpClient.request, HttpClient.stream
 
@@ -58,22 +61,28 @@ async def test_keys_travel_only_in_headers(emu: Emulator, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(HttpClient, "request", spy_request)
     monkeypatch.setattr(HttpClient, "stream", spy_stream)
-    async with ProviderService(config(emu), env={}) as service:
-        for provider in ("openai", "anthropic", "local"):
-            model = "claude-sonnet-4-5" if provider == "anthropic" else "gpt-4o"
-            await service.complete(model=f"{provider}:{model}", messages="hi")
-            async with service.stream(model=f"{provider}:{model}", messages="hi") as events:
-                async for _ in events:
-                    pass
-        await service.embed(model="openai:text-embedding-3-small", input=["a"])
-        await service.generate_image(model="openai:dall-e-2", prompt="x", size="256x256")
-    assert len(urls) >= 8
-    assert_no_leak(urls, "request URL")
-    assert emu.requests
+    target = PROVIDERS[provider]
+    model = f"{provider}:{target.model}"
+    async with ProviderService(config(emu, provider), env={}) as service:
+        await service.complete(model=model, messages="hi")
+        async with service.stream(model=model, messages="hi") as events:
+            async for _ in events:
+                pass
+        if target.embedding_model is not None:
+            await service.embed(model=f"{provider}:{target.embedding_model}", input=["a"])
+        if provider == "openai":
+            await service.generate_image(model="openai:dall-e-2", prompt="x", size="256x256")
+    calls = 2 + (target.embedding_model is not None) + (provider == "openai")
+    assert len(urls) == calls
+    assert_no_leak(urls, "request URL")  # query strings included
+    assert len(emu.requests) == calls
     for recorded in emu.requests:
         assert_no_leak([recorded.path, recorded.raw_body.decode("utf-8", "replace")], "request")
-        carried = [name for name, value in recorded.headers.items() if CANARY in value]
-        assert carried in (["authorization"], ["x-api-key"]), recorded.headers.keys()
+        carried = [name for name, value in recorded.headers.items() if leaks(value)]
+        # The key in its one header; with SigV4, the secret in none (only signatures).
+        assert carried == ([target.key_header] if target.key_header else []), recorded.headers
+    if target.key_header is None:
+        assert all(r.headers["authorization"].startswith("AWS4-HMAC-SHA256") for r in emu.requests)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,8 +113,9 @@ async def drain(service: ProviderService, model: str) -> None:
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("provider", list(PROVIDERS))
 async def test_redirects_are_errors_and_carry_nothing(
-    server: Callable[[Handler], Awaitable[str]], status: int
+    server: Callable[[Handler], Awaitable[str]], emu: Emulator, provider: str, status: int
 ) -> None:
     received: list[dict[str, str]] = []
 
@@ -116,24 +126,23 @@ async def test_redirects_are_errors_and_carry_nothing(
     target = await server(attacker)
 
     async def redirector(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=status, headers={"Location": target + "/v1/chat/completions"})
+        return web.Response(status=status, headers={"Location": target + request.path_qs})
 
     base = await server(redirector)
-    settings = {
-        "retry": {"max_attempts": 1},
-        "providers": {
-            "openai": {"type": "openai", "base_url": base + "/v1", "api_key": CANARY},
-            "anthropic": {"type": "anthropic", "base_url": base, "api_key": CANARY},
-        },
-    }
+    settings = config(emu, provider)
+    # The provider's own path prefix (``/v1``...) on the redirecting server.
+    path = getattr(emu, PROVIDERS[provider].url).removeprefix(emu.url)
+    settings["providers"][provider]["base_url"] = base + path
+    model = f"{provider}:{PROVIDERS[provider].model}"
     async with ProviderService(settings, env={}) as service:
-        for model in ("openai:gpt-4o", "anthropic:claude-sonnet-4-5"):
-            with pytest.raises(ProviderAPIError, match="redirect") as caught:
-                await service.complete(model=model, messages="hi")
-            assert caught.value.status_code == status
-            with pytest.raises(ProviderAPIError, match="redirect"):
-                await drain(service, model)
+        with pytest.raises(ProviderAPIError, match="redirect") as caught:
+            await service.complete(model=model, messages="hi")
+        assert caught.value.status_code == status
+        assert caught.value.provider == provider
+        with pytest.raises(ProviderAPIError, match="redirect"):
+            await drain(service, model)
     assert received == []  # the redirect target never heard from us
+    assert emu.requests == []
 
 
 def test_base_url_must_be_http_or_https(caplog: pytest.LogCaptureFixture) -> None:
@@ -232,10 +241,23 @@ def test_the_wheel_holds_only_the_package(tmp_path: Path) -> None:
         names = wheel.namelist()
     assert "aiport/__init__.py" in names
     assert "aiport/py.typed" in names
-    # The model catalogue is data the package reads at run time.
-    catalogue = sorted(p.name for p in (ROOT / "src/aiport/_catalogue").glob("*.toml"))
-    assert catalogue
-    assert [n for n in catalogue if f"aiport/_catalogue/{n}" not in names] == []
+    # Data the package reads at run time: the model catalogue and the preset rows.
+    package = ROOT / "src" / "aiport"
+    data = sorted(
+        p.relative_to(package.parent).as_posix() for p in package.glob("_catalogue/*.toml")
+    )
+    assert len(data) > 1
+    data.append("aiport/providers/presets.toml")
+    assert [n for n in data if n not in names] == []
+    # And every module and data file of the source tree: nothing left behind. (By suffix:
+    # a stray editor or coverage file in the tree is no part of the package.)
+    sources = [
+        p.relative_to(package.parent).as_posix()
+        for p in package.rglob("*")
+        if p.suffix in {".py", ".pyi", ".toml", ".json", ".typed"} and "__pycache__" not in p.parts
+    ]
+    assert len(sources) > len(data)
+    assert [n for n in sources if n not in names] == []
     assert not [n for n in names if n.endswith(".pth")]
     outside = [
         n

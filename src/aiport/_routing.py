@@ -15,7 +15,6 @@ cleanly after a ``RestartEvent`` that tells the caller to discard what it receiv
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import logging
@@ -427,7 +426,9 @@ class Router:
             first = True
             events = scoped_stream(context, provider.stream(attempt_options))
             try:
-                async with contextlib.aclosing(events):
+                # try/finally rather than ``contextlib.aclosing``: the same closing, two
+                # coroutines less per stream.
+                try:
                     following = events.__anext__
                     while True:
                         try:
@@ -454,6 +455,8 @@ class Router:
                                 event = replaced(received, {"response": response})
                         first = False
                         yield event
+                finally:
+                    await events.aclose()
             except ProviderError as error:
                 target.health.failed(error)
                 last_error = error

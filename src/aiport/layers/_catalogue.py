@@ -26,9 +26,8 @@ model name and remembered, so a call costs one dict look-up.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiport._catalogue import find_model
 from aiport._catalogue._preflight import check_completion, check_embedding, check_image
@@ -192,7 +191,8 @@ class CatalogueLayer(ProviderLayer):
                 capabilities_known=entry.capabilities_known,
             )
         events = self.inner.stream(options)
-        async with _closing(events):
+        close = getattr(events, "aclose", None)
+        try:
             following = events.__anext__
             first = True
             while True:
@@ -215,6 +215,9 @@ class CatalogueLayer(ProviderLayer):
                     if cost is not None and cost != received.cost:
                         event = replaced(received, {"cost": cost})
                 yield event
+        finally:
+            if close is not None:
+                await close()
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
         entry = self.entry(options.model)
@@ -246,8 +249,3 @@ def _priced(response: ResponseT, entry: _Entry | None) -> ResponseT:
     if cost is None or cost == response.cost:
         return response
     return replaced(response, {"cost": cost})
-
-
-def _closing(events: AsyncIterator[StreamEvent]) -> contextlib.AbstractAsyncContextManager[Any]:
-    aclose = getattr(events, "aclose", None)
-    return contextlib.aclosing(events) if aclose is not None else contextlib.nullcontext()

@@ -14,6 +14,7 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +34,7 @@ from aiport._errors import (
     ProviderError,
     ProviderTimeoutError,
 )
-from aiport._http import HttpClient, HttpResponse, HttpTimeouts, TransportError
+from aiport._http import HttpClient, HttpResponse, HttpStream, HttpTimeouts, TransportError
 from aiport._mapping import request_id_from
 from aiport._provider import ModelProvider
 from aiport._redact import Redactor
@@ -320,8 +321,7 @@ class HttpProvider(ModelProvider):
                 break
         raise self.error_from_body(response.status, response.headers, response.body, model)
 
-    @contextlib.asynccontextmanager
-    async def post_sse(
+    def post_sse(
         self,
         path: str,
         payload: Mapping[str, Any],
@@ -329,51 +329,54 @@ class HttpProvider(ModelProvider):
         model: str | None,
         timeout: float | None,
         headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[tuple[AsyncIterator[ServerSentEvent], Mapping[str, str]]]:
+    ) -> contextlib.AbstractAsyncContextManager[
+        tuple[AsyncIterator[ServerSentEvent], Mapping[str, str]]
+    ]:
         """POST a streaming request; give its events (and the response headers).
 
-        Errors before the stream starts (HTTP status, connection, first-token timeout)
-        are raised here; errors while reading are raised by the event iterator as
-        typed errors. The iterator ends at the end of the body; adapters decide
-        whether that end was legitimate.
+        Use with ``async with``. Errors before the stream starts (HTTP status,
+        connection, first-token timeout) are raised on entry; errors while reading are
+        raised by the event iterator as typed errors. The iterator ends at the end of
+        the body; adapters decide whether that end was legitimate.
         """
-        body = encode_json(payload)
-        for attempt in range(2):
-            request_headers, used = await self._authorized_headers(headers)
-            request_headers.setdefault("Accept", "text/event-stream")
-            request_headers = await self.finalize_headers(
-                "POST", self.url(path), request_headers, body
-            )
-            retry = False
+        return _SSEPost(self, path, payload, model=model, timeout=timeout, headers=headers)
+
+    def post_sse_batches(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        model: str | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[
+        tuple[AsyncIterator[list[ServerSentEvent]], Mapping[str, str]]
+    ]:
+        """``post_sse``, giving the events in batches: one list per chunk of the body
+        read (possibly empty), in order, the events of an unterminated last one at the end.
+
+        The same events, errors and closing as ``post_sse``; what it saves is a generator
+        resumption per event (a stream of fifty chunks arriving at once is one batch).
+        """
+        return _SSEPost(
+            self, path, payload, model=model, timeout=timeout, headers=headers, batched=True
+        )
+
+    async def _event_batches(
+        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str], model: str | None
+    ) -> AsyncGenerator[list[ServerSentEvent], None]:
+        decoder = SSEDecoder()
+        try:
             try:
-                async with self._http.stream(
-                    "POST",
-                    self.url(path),
-                    headers=request_headers,
-                    body=body,
-                    timeouts=self.timeouts_for(model, timeout),
-                ) as response:
-                    self._observe(response.status, response.headers, model)
-                    if response.status >= 300:
-                        error_body = await response.read_all()
-                        retry = await self._retry_with_fresh_secret(response.status, used, attempt)
-                        if not retry:
-                            raise self.error_from_body(
-                                response.status, response.headers, error_body, model
-                            )
-                    else:
-                        events = self._events(response.chunks(), response.headers, model)
-                        try:
-                            yield events, response.headers
-                        finally:
-                            # Closed here, with the response: an adapter that stops at its
-                            # end marker leaves the reader suspended, and the event loop
-                            # would finalize it later in a task of its own (two per stream).
-                            await events.aclose()
+                async for chunk in chunks:
+                    yield decoder.feed(chunk)
             except TransportError as exc:
-                raise self.transport_error(exc, model) from exc
-            if not retry:
-                return
+                raise self.transport_error(exc, model, headers=headers) from exc
+            yield decoder.flush()
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _events(
         self, chunks: AsyncIterator[bytes], headers: Mapping[str, str], model: str | None
@@ -477,3 +480,131 @@ class HttpProvider(ModelProvider):
 def _preview(body: bytes, limit: int = 120) -> str:
     text = body[:limit].decode("utf-8", errors="replace")
     return text + ("..." if len(body) > limit else "")
+
+
+class _SSEPost:
+    """What ``HttpProvider.post_sse`` returns: an async context manager that sends the
+    request on entry (again once with a fresh secret when the provider asks for it) and
+    closes the events and the response on exit.
+
+    A class rather than ``contextlib.asynccontextmanager``: every stream opens one, and
+    the generator behind a decorated one (created, registered with the event loop,
+    resumed twice, closed) is a measurable part of what a stream costs once.
+    """
+
+    __slots__ = (
+        "_batched",
+        "_events",
+        "_headers",
+        "_model",
+        "_path",
+        "_payload",
+        "_provider",
+        "_streaming",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        provider: HttpProvider,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        model: str | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None,
+        batched: bool = False,
+    ) -> None:
+        self._provider = provider
+        self._batched = batched
+        self._path = path
+        self._payload = payload
+        self._model = model
+        self._timeout = timeout
+        self._headers = headers
+        self._streaming: contextlib.AbstractAsyncContextManager[HttpStream] | None = None
+        self._events: AsyncGenerator[Any, None] | None = None
+
+    async def __aenter__(self) -> tuple[AsyncIterator[Any], Mapping[str, str]]:
+        provider, model = self._provider, self._model
+        body = encode_json(self._payload)
+        url = provider.url(self._path)
+        for attempt in range(2):
+            request_headers, used = await provider._authorized_headers(self._headers)
+            request_headers.setdefault("Accept", "text/event-stream")
+            request_headers = await provider.finalize_headers("POST", url, request_headers, body)
+            streaming = provider._http.stream(
+                "POST",
+                url,
+                headers=request_headers,
+                body=body,
+                timeouts=provider.timeouts_for(model, self._timeout),
+            )
+            try:
+                response = await streaming.__aenter__()
+            except TransportError as exc:
+                raise provider.transport_error(exc, model) from exc
+            try:
+                provider._observe(response.status, response.headers, model)
+                if response.status < 300:
+                    read = provider._event_batches if self._batched else provider._events
+                    events = read(response.chunks(), response.headers, model)
+                    self._streaming, self._events = streaming, events
+                    return events, response.headers
+                error_body = await response.read_all()
+                retry = await provider._retry_with_fresh_secret(response.status, used, attempt)
+                if not retry:
+                    raise provider.error_from_body(  # noqa: TRY301  (the response closes below)
+                        response.status, response.headers, error_body, model
+                    )
+            except BaseException as exc:
+                try:
+                    suppressed = await streaming.__aexit__(type(exc), exc, exc.__traceback__)
+                except TransportError as error:
+                    raise provider.transport_error(error, model) from error
+                if isinstance(exc, TransportError):
+                    raise provider.transport_error(exc, model) from exc
+                if not suppressed:
+                    raise
+                message = "post_sse: the response closed before the stream started"
+                raise RuntimeError(message) from exc
+            try:
+                await streaming.__aexit__(None, None, None)
+            except TransportError as exc:
+                raise provider.transport_error(exc, model) from exc
+        raise RuntimeError("post_sse: the request was not sent")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        streaming, events = self._streaming, self._events
+        if streaming is None or events is None:
+            return None
+        self._streaming = self._events = None
+        model = self._model
+        try:
+            # Closed here, with the response: an adapter that stops at its end marker
+            # leaves the reader suspended, and the event loop would finalize it later in
+            # a task of its own (two per stream).
+            await events.aclose()
+        except BaseException as closing:
+            exc_type, exc, tb = type(closing), closing, closing.__traceback__
+            try:
+                suppressed = await streaming.__aexit__(exc_type, exc, tb)
+            except TransportError as error:
+                raise self._provider.transport_error(error, model) from error
+            if suppressed:
+                return True
+            if isinstance(closing, TransportError):
+                raise self._provider.transport_error(closing, model) from closing
+            raise
+        try:
+            suppressed = await streaming.__aexit__(exc_type, exc, tb)
+        except TransportError as error:
+            raise self._provider.transport_error(error, model) from error
+        if not suppressed and isinstance(exc, TransportError):
+            raise self._provider.transport_error(exc, model) from exc
+        return suppressed

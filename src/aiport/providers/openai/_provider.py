@@ -195,30 +195,36 @@ class OpenAIProvider(HttpProvider):
         start = self._clock()
         done = False
         path = "chat/completions"
-        async with self.post_sse(path, body, model=model, timeout=options.timeout) as opened:
-            events, headers = opened
+        opening = self.post_sse_batches(path, body, model=model, timeout=options.timeout)
+        async with opening as opened:
+            batches, headers = opened
             request_id = request_id_from(headers)
             try:
-                async for event in events:
-                    data = event.data
-                    if data == "[DONE]":
-                        done = True
+                # The events come a chunk of the body at a time: one generator resumption
+                # per chunk read rather than per event.
+                async for batch in batches:
+                    for event in batch:
+                        data = event.data
+                        if data == "[DONE]":
+                            done = True
+                            break
+                        if not data:
+                            continue  # an empty keep-alive event
+                        try:
+                            chunk = loads_text(data)
+                            if chunk.get("error") or event.event == "error":
+                                raise self._error_in_answer(chunk, data, headers, model)
+                            unified = assembler.feed(chunk)
+                        except (ValueError, TypeError, AttributeError):
+                            # Not JSON, or JSON of the wrong shape. Never the event itself
+                            # in the log: it may hold user content.
+                            logger.warning("skipped a malformed stream event from %s", self.name)
+                            warnings.append(f"skipped a malformed stream event from {self.name}")
+                            continue
+                        for item in unified:
+                            yield item
+                    if done:
                         break
-                    if not data:
-                        continue  # an empty keep-alive event
-                    try:
-                        chunk = loads_text(data)
-                        if chunk.get("error") or event.event == "error":
-                            raise self._error_in_answer(chunk, data, headers, model)
-                        unified = assembler.feed(chunk)
-                    except (ValueError, TypeError, AttributeError):
-                        # Not JSON, or JSON of the wrong shape. Never the event itself in
-                        # the log: it may hold user content.
-                        logger.warning("skipped a malformed stream event from %s", self.name)
-                        warnings.append(f"skipped a malformed stream event from {self.name}")
-                        continue
-                    for item in unified:
-                        yield item
             except ProviderConnectionError as exc:
                 raise self._interrupted(assembler, model, request_id) from exc
         if not assembler.finished and not (done and self.compatible):

@@ -29,7 +29,7 @@ from aiport.cli._catalogue import builtin_registry
 from aiport.testing import Emulator
 
 KEY = "sk-costs-e2e-key-0123456789"
-AWS_KEY_ID = "AKIACOSTSE2ETEST0001"
+AWS_KEY_ID = "AKIDCOSTSE2ETEST0001"
 AWS_SECRET = "costs/e2e+Secret0123456789abcdefGHIJKLMN"
 
 

@@ -38,7 +38,7 @@ from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, emulator_config
 #: The key of the providers ``emulator_config`` does not configure.
 KEY = "sk-error-matrix-key-5d2a9c7e1b"
 #: Bedrock signs with these access keys (the emulator verifies the signatures).
-AWS_KEY_ID = "AKIAERRORMATRIX00001"
+AWS_KEY_ID = "AKIDERRORMATRIX00001"
 AWS_SECRET = "matrix/Secret+Key0123456789abcdefGHIJKLMN"
 
 

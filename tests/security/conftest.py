@@ -17,7 +17,7 @@ CANARY = "cnry7Q9xLm2Pz4Rt8Vb6Nc3KwYh5"
 REFUSED_CANARY = "rfsd3Jq8Wn5Tz2Lk7Hc4Mv9Bx6Gp"
 #: The AWS access key id whose secret access key is the canary (SigV4 tests): the strict
 #: emulator knows the pair, so it verifies the signatures made with the canary.
-AWS_KEY_ID = "AKIACANARYSIGV4TEST1"
+AWS_KEY_ID = "AKIDCANARYSIGV4TEST1"
 #: Pieces of the canary as long as the redactor's fragment size.
 FRAGMENT = 8
 

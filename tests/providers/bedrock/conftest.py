@@ -14,7 +14,7 @@ from aiport import ProviderService
 from aiport.testing import Emulator
 
 #: The emulator knows the secret of this key id, so it recomputes every signature.
-ACCESS_KEY_ID = "AKIAEMULATORTEST0001"
+ACCESS_KEY_ID = "AKIDEMULATORTEST0001"
 SECRET_KEY = "emu/Secret+Canary0123456789abcdefGHIJKLMN"
 #: Session credentials (a second identity, with a session token the emulator checks).
 SESSION_KEY_ID = "ASIAEMULATORSESSION1"

@@ -61,7 +61,7 @@ async def test_a_wrong_secret_fails_the_signature_check(
 async def test_an_unknown_access_key_is_unrecognized(
     emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDUNKNOWNKEY000000")
     with pytest.raises(ProviderAuthError) as info:
         await call(emu)
     assert info.value.error_type == "UnrecognizedClientException"

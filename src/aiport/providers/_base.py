@@ -138,7 +138,13 @@ class HttpProvider(ModelProvider):
         headers: default headers sent with every request.
         timeouts: default timeouts; ``model_timeouts`` overrides them per model.
         clock: a monotonic clock, for latency.
+
+    ``requires_credential``: whether calls need a credential; when an adapter sets it and
+    there is none, ``check`` and every call the adapter guards with ``_require_credential``
+    fail with ``ProviderAuthError`` before any request. Off by default (local servers).
     """
+
+    requires_credential: bool = False
 
     def __init__(
         self,
@@ -201,9 +207,16 @@ class HttpProvider(ModelProvider):
     # ------------------------------------------------------------------ plumbing
 
     async def check(self) -> None:
+        self._require_credential(None)
         if self._credential is not None:
             # Token credentials check their setup without fetching a token (no network).
             await check_credential(self._credential)
+
+    def _require_credential(self, model: str | None) -> None:
+        """``ProviderAuthError`` (before any request) when a credential is needed and
+        there is none."""
+        if self._credential is None and self.requires_credential:
+            raise self.missing_credential_error(model)
 
     async def _secret(self) -> str | None:
         if self._credential is None:

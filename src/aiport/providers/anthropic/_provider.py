@@ -57,6 +57,8 @@ class AnthropicProvider(HttpProvider):
     ``ProviderCapabilityError``: Anthropic offers neither.
     """
 
+    requires_credential = True
+
     supports_prefill = True
 
     def __init__(
@@ -105,18 +107,12 @@ class AnthropicProvider(HttpProvider):
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
 
-    async def check(self) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(None)
-        await super().check()
-
     # ------------------------------------------------------------------ operations
 
     def _request(
         self, options: ModelCompletionOptions, *, stream: bool
     ) -> tuple[dict[str, Any], list[str]]:
-        if self._credential is None:
-            raise self.missing_credential_error(options.model)
+        self._require_credential(options.model)
         try:
             return build_messages_request(
                 options,
@@ -216,7 +212,7 @@ class AnthropicProvider(HttpProvider):
 
     async def get_batch(self, batch_id: str) -> BatchJob:
         """The batch's current state."""
-        self._require_key()
+        self._require_credential(None)
         data = await self.get_json(self._batch_path(batch_id))
         return batch.parse_batch(data, provider=self.name)
 
@@ -238,14 +234,10 @@ class AnthropicProvider(HttpProvider):
 
     async def cancel_batch(self, batch_id: str) -> BatchJob:
         """Ask Anthropic to cancel the batch (``canceling``, then ``ended``)."""
-        self._require_key()
+        self._require_credential(None)
         response = await send_raw(self, "POST", self._batch_path(batch_id) + "/cancel")
         data = self.parse_json(response.body, response.headers, None)
         return batch.parse_batch(data, provider=self.name)
-
-    def _require_key(self) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(None)
 
     @staticmethod
     def _batch_path(batch_id: str) -> str:

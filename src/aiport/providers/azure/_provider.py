@@ -79,6 +79,8 @@ class AzureOpenAIProvider(HttpProvider):
     The other arguments are those of ``HttpProvider``.
     """
 
+    requires_credential = True
+
     def __init__(
         self,
         *,
@@ -140,14 +142,6 @@ class AzureOpenAIProvider(HttpProvider):
     ) -> ProviderError:
         deployment = self.deployment_for(model) if model else None
         return map_error(self.name, status, headers, body, text, model, deployment=deployment)
-
-    async def check(self) -> None:
-        self._require_credential(None)
-        await super().check()
-
-    def _require_credential(self, model: str | None) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(model)
 
     def _error_in_answer(
         self, body: Mapping[str, Any], text: str, headers: Mapping[str, str], model: str | None

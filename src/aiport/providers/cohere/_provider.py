@@ -73,6 +73,8 @@ class CohereProvider(HttpProvider):
     ``ProviderCapabilityError``.
     """
 
+    requires_credential = True
+
     def __init__(
         self,
         *,
@@ -111,14 +113,6 @@ class CohereProvider(HttpProvider):
         self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
-
-    async def check(self) -> None:
-        self._require_credential(None)
-        await super().check()
-
-    def _require_credential(self, model: str | None) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(model)
 
     # ------------------------------------------------------------------ chat
 

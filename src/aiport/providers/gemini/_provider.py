@@ -84,6 +84,8 @@ class GeminiProvider(HttpProvider):
     (``models/gemini-2.5-flash``, ``tunedModels/...``).
     """
 
+    requires_credential = True
+
     def __init__(
         self,
         *,
@@ -127,20 +129,11 @@ class GeminiProvider(HttpProvider):
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
 
-    async def check(self) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(None)
-        await super().check()
-
     # ------------------------------------------------------------------ helpers
 
     def _path(self, model: str, method: str) -> str:
         """``{api_version}/models/{model}:{method}``, the model name escaped."""
         return f"{self.api_version}/{quote(model_path(model), safe='/')}:{method}"
-
-    def _require_credential(self, model: str | None) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(model)
 
     def _malformed(
         self, what: str, exc: Exception, model: str, request_id: str | None

@@ -60,6 +60,8 @@ class MistralProvider(HttpProvider):
     continuation. Image generation raises ``ProviderCapabilityError``.
     """
 
+    requires_credential = True
+
     supports_prefill = True
 
     def __init__(
@@ -100,14 +102,6 @@ class MistralProvider(HttpProvider):
         self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
-
-    async def check(self) -> None:
-        self._require_credential(None)
-        await super().check()
-
-    def _require_credential(self, model: str | None) -> None:
-        if self._credential is None:
-            raise self.missing_credential_error(model)
 
     def _stream_error(
         self, chunk: Mapping[str, Any], data: str, headers: Mapping[str, str], model: str

@@ -122,6 +122,7 @@ class OpenAIProvider(HttpProvider):
             clock=clock,
         )
         self.compatible = compatible
+        self.requires_credential = not compatible
         self.quirks = quirks
 
     # ------------------------------------------------------------------ adapter hooks
@@ -133,14 +134,6 @@ class OpenAIProvider(HttpProvider):
         self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
-
-    async def check(self) -> None:
-        self._require_credential(None)
-        await super().check()
-
-    def _require_credential(self, model: str | None) -> None:
-        if self._credential is None and not self.compatible:
-            raise self.missing_credential_error(model)
 
     def _error_in_answer(
         self, body: Mapping[str, Any], text: str, headers: Mapping[str, str], model: str | None

@@ -457,7 +457,20 @@ class HttpProvider(ModelProvider):
                 request_id=request_id_from(headers),
                 reason="unexpected_status",
             )
-        error = self.map_error(status, headers, parsed, text, model)
+        return self._mapped(status, headers, parsed, text, model)
+
+    def error_in_answer(
+        self, body: Mapping[str, Any], text: str, headers: Mapping[str, str], model: str | None
+    ) -> ProviderError:
+        """The typed error for an error object inside a 200 answer or a stream (``body``
+        parsed, ``text`` as received); both are scrubbed of credentials first."""
+        scrubbed = self.redactor.scrub_value(dict(body))
+        return self._mapped(0, headers, scrubbed, self.redactor.scrub(text), model)
+
+    def _mapped(
+        self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None
+    ) -> ProviderError:
+        error = self.map_error(status, headers, body, text, model)
         error.message = self.redactor.scrub(error.message)
         error.args = (error.message,)
         return error

@@ -143,16 +143,6 @@ class AzureOpenAIProvider(HttpProvider):
         deployment = self.deployment_for(model) if model else None
         return map_error(self.name, status, headers, body, text, model, deployment=deployment)
 
-    def _error_in_answer(
-        self, body: Mapping[str, Any], text: str, headers: Mapping[str, str], model: str | None
-    ) -> ProviderError:
-        """The typed error for an error object inside a 200 answer or a stream."""
-        scrubbed = self.redactor.scrub_value(dict(body))
-        error = self.map_error(0, headers, scrubbed, self.redactor.scrub(text), model)
-        error.message = self.redactor.scrub(error.message)
-        error.args = (error.message,)
-        return error
-
     # ------------------------------------------------------------------ operations
 
     async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
@@ -169,7 +159,7 @@ class AzureOpenAIProvider(HttpProvider):
         )
         latency = self._clock() - start
         if "choices" not in data and data.get("error"):
-            raise self._error_in_answer(data, json.dumps(data), response.headers, options.model)
+            raise self.error_in_answer(data, json.dumps(data), response.headers, options.model)
         return parse_chat_response(
             data,
             provider=self.name,
@@ -210,7 +200,7 @@ class AzureOpenAIProvider(HttpProvider):
                     try:
                         chunk = json.loads(data)
                         if chunk.get("error") or event.event == "error":
-                            raise self._error_in_answer(chunk, data, headers, model)
+                            raise self.error_in_answer(chunk, data, headers, model)
                         if filters.take(chunk):
                             continue  # only the prompt's filter results
                         unified = assembler.feed(chunk)

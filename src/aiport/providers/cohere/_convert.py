@@ -57,6 +57,7 @@ from aiport._types import (
     Usage,
     UsageEvent,
 )
+from aiport.providers.openai._convert import image_part
 
 __all__ = [
     "DEFAULT_INPUT_TYPE",
@@ -85,13 +86,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 # --------------------------------------------------------------------------- request
-
-
-def _image(part: ImagePart) -> dict[str, Any]:
-    image: dict[str, Any] = {"url": part.data_url()}
-    if part.detail is not None:
-        image["detail"] = part.detail
-    return {"type": "image_url", "image_url": image}
 
 
 def _tool_message(result: ToolResultPart, warnings: list[str]) -> dict[str, Any]:
@@ -151,7 +145,7 @@ def _user(message: Message, out: list[dict[str, Any]], warnings: list[str]) -> N
             parts.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
             only_text = False
-            parts.append(_image(part))
+            parts.append(image_part(part))  # the same shape as OpenAI's
         elif isinstance(part, ToolResultPart):
             # Results inside a user message (Anthropic style) are tool messages here.
             out.append(_tool_message(part, warnings))

@@ -192,11 +192,7 @@ class CohereProvider(HttpProvider):
         self, message: str, payload: Any, headers: Mapping[str, str], model: str
     ) -> ProviderError:
         """The typed error for a stream that ended with an error."""
-        body = self.redactor.scrub_value({"message": message, "event": payload})
-        error = self.map_error(0, headers, body, "", model)
-        error.message = self.redactor.scrub(error.message)
-        error.args = (error.message,)
-        return error
+        return self.error_in_answer({"message": message, "event": payload}, "", headers, model)
 
     def _interrupted(
         self, assembler: CohereStreamAssembler, model: str, request_id: str | None

@@ -57,8 +57,8 @@ from aiport._types import (
     UsageEvent,
 )
 from aiport.providers.openai._convert import (
-    _image_part,
     _response_format,
+    image_part,
     parse_usage,
 )
 from aiport.providers.openai._convert import (
@@ -173,7 +173,7 @@ def _user_entries(
             parts.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
             only_text = False
-            parts.append(_image_part(part))
+            parts.append(image_part(part))
         elif isinstance(part, ToolResultPart):
             # Results inside a user message (Anthropic style) are tool messages here.
             out.append(_tool_message(part, names, warnings))

@@ -103,16 +103,6 @@ class MistralProvider(HttpProvider):
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
 
-    def _stream_error(
-        self, chunk: Mapping[str, Any], data: str, headers: Mapping[str, str], model: str
-    ) -> ProviderError:
-        """The typed error for an error object sent inside a stream."""
-        scrubbed = self.redactor.scrub_value(dict(chunk))
-        error = self.map_error(0, headers, scrubbed, self.redactor.scrub(data), model)
-        error.message = self.redactor.scrub(error.message)
-        error.args = (error.message,)
-        return error
-
     # ------------------------------------------------------------------ operations
 
     async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
@@ -163,7 +153,7 @@ class MistralProvider(HttpProvider):
                     try:
                         chunk = json.loads(data)
                         if chunk.get("object") == "error" or "error" in chunk:
-                            raise self._stream_error(chunk, data, headers, model)
+                            raise self.error_in_answer(chunk, data, headers, model)
                         unified = assembler.feed(chunk)
                     except (ValueError, TypeError, AttributeError):
                         # Never the event itself in the log: it may hold user content.

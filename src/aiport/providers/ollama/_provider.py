@@ -156,12 +156,7 @@ class OllamaProvider(HttpProvider):
         self, line: Mapping[str, Any], headers: Mapping[str, str], model: str | None
     ) -> ProviderError:
         """The typed error for an ``{"error": ...}`` line inside a stream."""
-        scrubbed = self.redactor.scrub_value(dict(line))
-        text = self.redactor.scrub(json.dumps(scrubbed))
-        error = self.map_error(0, headers, scrubbed, text, model)
-        error.message = self.redactor.scrub(error.message)
-        error.args = (error.message,)
-        return error
+        return self.error_in_answer(line, json.dumps(line), headers, model)
 
     # ------------------------------------------------------------------ operations
 

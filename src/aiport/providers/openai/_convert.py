@@ -52,6 +52,7 @@ from aiport._types import (
 __all__ = [
     "ChatStreamAssembler",
     "build_chat_request",
+    "image_part",
     "lookup_model",
     "parse_chat_response",
     "parse_usage",
@@ -71,7 +72,8 @@ _FINISH_REASONS: dict[str | None, FinishReason] = {
 # --------------------------------------------------------------------------- request
 
 
-def _image_part(part: ImagePart) -> dict[str, Any]:
+def image_part(part: ImagePart) -> dict[str, Any]:
+    """An ``image_url`` content part (also Mistral's and Cohere's wire shape)."""
     image: dict[str, Any] = {"url": part.data_url()}
     if part.detail is not None:
         image["detail"] = part.detail
@@ -152,7 +154,7 @@ def _convert_message(
                 parts.append({"type": "text", "text": part.text})
             elif isinstance(part, ImagePart):
                 only_text = False
-                parts.append(_image_part(part))
+                parts.append(image_part(part))
             elif isinstance(part, ToolResultPart):
                 # Anthropic-style results inside a user message: OpenAI wants them as
                 # tool messages, right after the assistant message that made the calls.

@@ -135,16 +135,6 @@ class OpenAIProvider(HttpProvider):
     ) -> ProviderError:
         return map_error(self.name, status, headers, body, text, model)
 
-    def _error_in_answer(
-        self, body: Mapping[str, Any], text: str, headers: Mapping[str, str], model: str | None
-    ) -> ProviderError:
-        """The typed error for an error object inside a 200 answer or a stream."""
-        scrubbed = self.redactor.scrub_value(dict(body))
-        error = self.map_error(0, headers, scrubbed, self.redactor.scrub(text), model)
-        error.message = self.redactor.scrub(error.message)
-        error.args = (error.message,)
-        return error
-
     # ------------------------------------------------------------------ operations
 
     async def complete(self, options: ModelCompletionOptions) -> ModelCompletionResponse:
@@ -160,7 +150,7 @@ class OpenAIProvider(HttpProvider):
         latency = self._clock() - start
         if "choices" not in data and data.get("error"):
             # Some compatible servers and proxies answer errors with a 200.
-            raise self._error_in_answer(data, json.dumps(data), response.headers, options.model)
+            raise self.error_in_answer(data, json.dumps(data), response.headers, options.model)
         return parse_chat_response(
             data,
             provider=self.name,
@@ -206,7 +196,7 @@ class OpenAIProvider(HttpProvider):
                         try:
                             chunk = loads_text(data)
                             if chunk.get("error") or event.event == "error":
-                                raise self._error_in_answer(chunk, data, headers, model)
+                                raise self.error_in_answer(chunk, data, headers, model)
                             unified = assembler.feed(chunk)
                         except (ValueError, TypeError, AttributeError):
                             # Not JSON, or JSON of the wrong shape. Never the event itself

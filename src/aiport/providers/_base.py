@@ -33,6 +33,7 @@ from aiport._errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
+    StreamInterruptedError,
 )
 from aiport._http import HttpClient, HttpResponse, HttpStream, HttpTimeouts, TransportError
 from aiport._mapping import request_id_from
@@ -466,6 +467,20 @@ class HttpProvider(ModelProvider):
         parsed, ``text`` as received); both are scrubbed of credentials first."""
         scrubbed = self.redactor.scrub_value(dict(body))
         return self._mapped(0, headers, scrubbed, self.redactor.scrub(text), model)
+
+    def stream_interrupted(
+        self, text: str, model: str, request_id: str | None
+    ) -> StreamInterruptedError:
+        """The error for a stream that ended before the provider said it finished, with
+        the ``text`` delivered so far."""
+        return StreamInterruptedError(
+            f"the stream from {self.name} ended before the model finished "
+            f"({len(text)} characters of text received)",
+            partial_text=text,
+            provider=self.name,
+            model=model,
+            request_id=request_id,
+        )
 
     def _mapped(
         self, status: int, headers: Mapping[str, str], body: Any, text: str, model: str | None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiport._credentials import CredentialSource, is_refreshable
-from aiport._errors import ProviderConnectionError, ProviderError, StreamInterruptedError
+from aiport._errors import ProviderConnectionError, ProviderError
 from aiport._http import HttpClient, HttpTimeouts
 from aiport._types import (
     ImageGenerationOptions,
@@ -212,9 +212,9 @@ class AzureOpenAIProvider(HttpProvider):
                     for item in unified:
                         yield item
             except ProviderConnectionError as exc:
-                raise self._interrupted(assembler, model, request_id) from exc
+                raise self.stream_interrupted(assembler.text, model, request_id) from exc
         if not assembler.finished:
-            raise self._interrupted(assembler, model, request_id)
+            raise self.stream_interrupted(assembler.text, model, request_id)
         response = assembler.finish(
             provider=self.name,
             latency=self._clock() - start,
@@ -225,19 +225,6 @@ class AzureOpenAIProvider(HttpProvider):
         )
         response = response.model_copy(update={"raw": filters.apply(response.raw)})
         yield StreamFinishEvent(response=response)
-
-    def _interrupted(
-        self, assembler: ChatStreamAssembler, model: str, request_id: str | None
-    ) -> StreamInterruptedError:
-        text = assembler.text
-        return StreamInterruptedError(
-            f"the stream from {self.name} ended before the model finished "
-            f"({len(text)} characters of text received)",
-            partial_text=text,
-            provider=self.name,
-            model=model,
-            request_id=request_id,
-        )
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
         """Embed texts; vectors come back in input order."""

@@ -18,7 +18,6 @@ from aiport._errors import (
     InvalidRequestError,
     ProviderConnectionError,
     ProviderError,
-    StreamInterruptedError,
 )
 from aiport._http import HttpClient, HttpTimeouts
 from aiport._types import (
@@ -175,9 +174,9 @@ class CohereProvider(HttpProvider):
                         break
             except ProviderConnectionError as exc:
                 if not assembler.finished:
-                    raise self._interrupted(assembler, model, request_id) from exc
+                    raise self.stream_interrupted(assembler.text, model, request_id) from exc
         if not assembler.finished:
-            raise self._interrupted(assembler, model, request_id)
+            raise self.stream_interrupted(assembler.text, model, request_id)
         response = assembler.finish(
             provider=self.name,
             latency=self._clock() - start,
@@ -193,19 +192,6 @@ class CohereProvider(HttpProvider):
     ) -> ProviderError:
         """The typed error for a stream that ended with an error."""
         return self.error_in_answer({"message": message, "event": payload}, "", headers, model)
-
-    def _interrupted(
-        self, assembler: CohereStreamAssembler, model: str, request_id: str | None
-    ) -> StreamInterruptedError:
-        text = assembler.text
-        return StreamInterruptedError(
-            f"the stream from {self.name} ended before the model finished "
-            f"({len(text)} characters of text received)",
-            partial_text=text,
-            provider=self.name,
-            model=model,
-            request_id=request_id,
-        )
 
     # ------------------------------------------------------------------ embed
 

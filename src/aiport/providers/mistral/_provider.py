@@ -14,7 +14,7 @@ from typing import Any
 
 from aiport._catalogue import known_models
 from aiport._credentials import CredentialSource
-from aiport._errors import ProviderConnectionError, ProviderError, StreamInterruptedError
+from aiport._errors import ProviderConnectionError, ProviderError
 from aiport._http import HttpClient, HttpTimeouts
 from aiport._types import (
     ModelCompletionOptions,
@@ -164,9 +164,9 @@ class MistralProvider(HttpProvider):
                         yield item
             except ProviderConnectionError as exc:
                 if not assembler.finished:
-                    raise self._interrupted(assembler, model, request_id) from exc
+                    raise self.stream_interrupted(assembler.text, model, request_id) from exc
         if not assembler.finished:
-            raise self._interrupted(assembler, model, request_id)
+            raise self.stream_interrupted(assembler.text, model, request_id)
         response = assembler.finish(
             provider=self.name,
             latency=self._clock() - start,
@@ -177,19 +177,6 @@ class MistralProvider(HttpProvider):
             prefix=prefix,
         )
         yield StreamFinishEvent(response=response)
-
-    def _interrupted(
-        self, assembler: MistralStreamAssembler, model: str, request_id: str | None
-    ) -> StreamInterruptedError:
-        text = assembler.text
-        return StreamInterruptedError(
-            f"the stream from {self.name} ended before the model finished "
-            f"({len(text)} characters of text received)",
-            partial_text=text,
-            provider=self.name,
-            model=model,
-            request_id=request_id,
-        )
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
         """Embed texts (``mistral-embed``, ``codestral-embed``...); vectors in input order.

@@ -24,7 +24,6 @@ from aiport._errors import (
     ConfigProblem,
     ProviderConnectionError,
     ProviderError,
-    StreamInterruptedError,
 )
 from aiport._http import HttpClient, HttpTimeouts, TransportError
 from aiport._mapping import request_id_from
@@ -215,9 +214,9 @@ class OllamaProvider(HttpProvider):
                     for event in assembler.feed(line):
                         yield event
             except ProviderConnectionError as exc:
-                raise self._interrupted(assembler, model, request_id) from exc
+                raise self.stream_interrupted(assembler.text, model, request_id) from exc
         if not assembler.finished:
-            raise self._interrupted(assembler, model, request_id)
+            raise self.stream_interrupted(assembler.text, model, request_id)
         response = assembler.finish(
             provider=self.name,
             latency=self._clock() - start,
@@ -227,19 +226,6 @@ class OllamaProvider(HttpProvider):
             requested_model=model,
         )
         yield StreamFinishEvent(response=response)
-
-    def _interrupted(
-        self, assembler: ChatStreamAssembler, model: str, request_id: str | None
-    ) -> StreamInterruptedError:
-        text = assembler.text
-        return StreamInterruptedError(
-            f"the stream from {self.name} ended before the model finished "
-            f"({len(text)} characters of text received)",
-            partial_text=text,
-            provider=self.name,
-            model=model,
-            request_id=request_id,
-        )
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
         """Embed texts with ``/api/embed``; vectors come back in input order."""

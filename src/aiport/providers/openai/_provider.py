@@ -22,7 +22,6 @@ from aiport._errors import (
     MalformedResponseError,
     ProviderConnectionError,
     ProviderError,
-    StreamInterruptedError,
 )
 from aiport._http import HttpClient, HttpTimeouts
 from aiport._mapping import request_id_from
@@ -209,10 +208,10 @@ class OpenAIProvider(HttpProvider):
                     if done:
                         break
             except ProviderConnectionError as exc:
-                raise self._interrupted(assembler, model, request_id) from exc
+                raise self.stream_interrupted(assembler.text, model, request_id) from exc
         if not assembler.finished and not (done and self.compatible):
             # OpenAI always sends a finish reason; some compatible servers only [DONE].
-            raise self._interrupted(assembler, model, request_id)
+            raise self.stream_interrupted(assembler.text, model, request_id)
         response = assembler.finish(
             provider=self.name,
             latency=self._clock() - start,
@@ -222,19 +221,6 @@ class OpenAIProvider(HttpProvider):
             requested_model=model,
         )
         yield finish_event(response)
-
-    def _interrupted(
-        self, assembler: ChatStreamAssembler, model: str, request_id: str | None
-    ) -> StreamInterruptedError:
-        text = assembler.text
-        return StreamInterruptedError(
-            f"the stream from {self.name} ended before the model finished "
-            f"({len(text)} characters of text received)",
-            partial_text=text,
-            provider=self.name,
-            model=model,
-            request_id=request_id,
-        )
 
     async def embed(self, options: ModelEmbeddingOptions) -> ModelEmbeddingResponse:
         """Embed texts; vectors come back in input order."""
